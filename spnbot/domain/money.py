@@ -73,7 +73,7 @@ class Money:
         exp = EXPONENTS[self.currency]
         if self.minor % (10**exp):
             raise MoneyError(f"{self.major_str()} {self.currency} is not a whole amount")
-        return self.minor // (10**exp)
+        return int(self.minor // (10**exp))
 
     def __str__(self) -> str:
         return f"{self.major_str()} {SYMBOLS[self.currency]}"

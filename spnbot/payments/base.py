@@ -46,7 +46,7 @@ class StatusReport:
 
 
 class ProviderError(Exception):
-    """The provider refused or could not be reached. ``user_message`` is safe to show."""
+    """The provider refused or could not be reached; the message is for operators' logs."""
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)

@@ -1,0 +1,26 @@
+"""Stateless callback data: every button carries what its handler needs."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+
+# Plain screens
+MENU = "menu"
+BUY = "buy"
+MY_SUB = "my_sub"
+HOWTO = "howto"
+ACCEPT_TERMS = "terms:accept"
+
+
+class TariffCb(CallbackData, prefix="tariff"):
+    code: str
+
+
+class PayCb(CallbackData, prefix="pay"):
+    code: str
+    provider: str
+    method: str = ""
+
+
+class CheckCb(CallbackData, prefix="check"):
+    payment: str

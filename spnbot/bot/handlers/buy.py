@@ -1,0 +1,127 @@
+"""💳 Оформить подписку: tariffs → payment method → invoice → "✅ Проверить оплату"."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import CallbackQuery
+
+from spnbot.bot import callbacks as cb
+from spnbot.bot import keyboards
+from spnbot.bot.context import BotContext
+from spnbot.bot.render import show
+from spnbot.bot.texts import Raw, format_dt
+from spnbot.domain.expiry import is_active, utcnow
+from spnbot.domain.states import PaymentStatus
+from spnbot.services.confirm import Outcome
+from spnbot.services.purchase import PurchaseResult, PurchaseStatus
+from spnbot.services.users import Profile
+
+
+async def tariffs(query: CallbackQuery, ctx: BotContext, lang: str, profile: Profile) -> None:
+    await query.answer()
+    text = ctx.texts(lang, "tariffs_title")
+    if is_active(profile.expires_at, utcnow()) and profile.expires_at is not None:
+        text += ctx.texts(lang, "tariffs_extend_note", expires=format_dt(profile.expires_at, lang))
+    await show(query, text, keyboards.tariffs(ctx, lang))
+
+
+async def methods(
+    query: CallbackQuery, callback_data: cb.TariffCb, ctx: BotContext, lang: str
+) -> None:
+    tariff = ctx.settings.tariff(callback_data.code)
+    await query.answer()
+    if tariff is None:  # a button from before the operator changed the tariffs
+        await show(query, ctx.texts(lang, "tariffs_title"), keyboards.tariffs(ctx, lang))
+        return
+    if not ctx.methods():
+        await show(query, ctx.texts(lang, "no_methods"), keyboards.back(ctx, lang))
+        return
+    text = ctx.texts(
+        lang, "methods_title", months=tariff.months, days=tariff.days, price=tariff.rub
+    )
+    await show(query, text, keyboards.methods(ctx, lang, tariff))
+
+
+async def pay(query: CallbackQuery, callback_data: cb.PayCb, ctx: BotContext, lang: str) -> None:
+    tariff = ctx.settings.tariff(callback_data.code)
+    method = callback_data.method or None
+    if tariff is None or (callback_data.provider, method) not in ctx.methods():
+        await query.answer()
+        await show(query, ctx.texts(lang, "tariffs_title"), keyboards.tariffs(ctx, lang))
+        return
+    await query.answer()
+    description = ctx.texts(lang, "tariff_button", months=tariff.months, price=tariff.rub)
+    result = await ctx.purchases.start(
+        query.from_user.id, tariff, callback_data.provider, method, description
+    )
+    if result.status is PurchaseStatus.PROVIDER_FAILED:
+        await show(query, ctx.texts(lang, "provider_failed"), keyboards.methods(ctx, lang, tariff))
+        return
+    await show(query, *_invoice_screen(ctx, lang, callback_data.provider, result))
+
+
+def _invoice_screen(
+    ctx: BotContext, lang: str, provider: str, result: PurchaseResult
+) -> tuple[str, keyboards.InlineKeyboardMarkup]:
+    tariff = result.tariff
+    if provider == "stars":
+        return ctx.texts(lang, "invoice_stars", amount=result.amount), keyboards.back(
+            ctx, lang, cb.BUY
+        )
+    if provider == "oneplat":
+        lines = [
+            ctx.texts(lang, f"requisite_{key}", value=result.details[key])
+            for key in ("pan", "bank", "fio")
+            if result.details.get(key)
+        ]
+        text = ctx.texts(
+            lang,
+            "invoice_oneplat",
+            months=tariff.months,
+            days=tariff.days,
+            amount=result.amount,
+            requisites=Raw("\n".join(lines)),
+        )
+        pay_key = "btn_pay_online"
+    else:
+        text = ctx.texts(
+            lang, "invoice_cryptobot", months=tariff.months, days=tariff.days, amount=result.amount
+        )
+        pay_key = "btn_pay_crypto"
+    markup = keyboards.invoice(
+        ctx, lang, pay_url=result.pay_url, pay_key=pay_key, payment=result.public_id
+    )
+    return text, markup
+
+
+CHECK_TEXTS = {
+    Outcome.CONFIRMED: "check_paid",
+    PaymentStatus.PAID: "check_paid",
+    Outcome.MISMATCH: "check_mismatch",
+    PaymentStatus.MISMATCH: "check_mismatch",
+    Outcome.FAILED: "check_failed",
+    Outcome.EXPIRED: "check_failed",
+    PaymentStatus.FAILED: "check_failed",
+    PaymentStatus.EXPIRED: "check_failed",
+    Outcome.UNKNOWN: "check_unknown",
+}
+
+
+async def check(
+    query: CallbackQuery, callback_data: cb.CheckCb, ctx: BotContext, lang: str
+) -> None:
+    try:
+        result = await ctx.purchases.check(query.from_user.id, callback_data.payment)
+    except Exception:  # the provider is down: the reconciler will settle it later
+        result = PaymentStatus.PENDING
+    key = CHECK_TEXTS.get(result, "check_pending")
+    await query.answer(ctx.texts(lang, key), show_alert=True)
+
+
+def build() -> Router:
+    router = Router(name="buy")
+    router.callback_query.register(tariffs, F.data == cb.BUY)
+    router.callback_query.register(methods, cb.TariffCb.filter())
+    router.callback_query.register(pay, cb.PayCb.filter())
+    router.callback_query.register(check, cb.CheckCb.filter())
+    return router

@@ -1,0 +1,57 @@
+"""/start (with an optional ref_<id> deep link), the terms, and the main menu."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import CommandObject, CommandStart
+from aiogram.types import CallbackQuery, Message
+
+from spnbot.bot import callbacks as cb
+from spnbot.bot import keyboards
+from spnbot.bot.context import BotContext
+from spnbot.bot.render import show
+
+
+def parse_referrer(args: str | None) -> int | None:
+    if not args or not args.startswith("ref_"):
+        return None
+    tail = args.removeprefix("ref_")
+    return int(tail) if tail.isdigit() else None
+
+
+async def start(message: Message, command: CommandObject, ctx: BotContext, lang: str) -> None:
+    user = message.from_user
+    if user is None:
+        return
+    profile = await ctx.users.touch(
+        user.id,
+        username=user.username,
+        first_name=user.first_name,
+        language_code=user.language_code,
+        referrer_id=parse_referrer(command.args),
+    )
+    if not profile.terms_accepted:
+        await message.answer(
+            ctx.texts(lang, "terms_prompt"), reply_markup=keyboards.terms(ctx, lang)
+        )
+        return
+    await message.answer(ctx.texts(lang, "main_menu"), reply_markup=keyboards.main_menu(ctx, lang))
+
+
+async def accept_terms(query: CallbackQuery, ctx: BotContext, lang: str) -> None:
+    await ctx.users.accept_terms(query.from_user.id)
+    await query.answer(ctx.texts(lang, "terms_accepted"))
+    await show(query, ctx.texts(lang, "main_menu"), keyboards.main_menu(ctx, lang))
+
+
+async def menu(query: CallbackQuery, ctx: BotContext, lang: str) -> None:
+    await query.answer()
+    await show(query, ctx.texts(lang, "main_menu"), keyboards.main_menu(ctx, lang))
+
+
+def build() -> Router:
+    router = Router(name="start")
+    router.message.register(start, CommandStart())
+    router.callback_query.register(accept_terms, F.data == cb.ACCEPT_TERMS)
+    router.callback_query.register(menu, F.data == cb.MENU)
+    return router

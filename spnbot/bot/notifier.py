@@ -1,0 +1,83 @@
+"""Delivers service notices through the Bot API; sends Stars invoices for the Stars provider."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
+
+from spnbot.bot.texts import Texts, format_dt
+from spnbot.config import Settings
+from spnbot.services.notices import DeliveryRetryLater, Notice, RecipientBlocked
+
+
+class BotNotifier:
+    def __init__(self, bot: Bot, texts: Texts, settings: Settings) -> None:
+        self._bot = bot
+        self._texts = texts
+        self._settings = settings
+
+    def render(self, lang: str, notice: Notice) -> tuple[str, InlineKeyboardMarkup | None]:
+        params = self._derived(lang, notice.params)
+        text = self._texts(lang, notice.template, **params)
+        rows = [
+            [
+                InlineKeyboardButton(
+                    text=self._texts(lang, b.text_key), callback_data=b.callback_data, url=b.url
+                )
+                for b in row
+            ]
+            for row in notice.buttons
+        ]
+        return text, InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+    def _derived(self, lang: str, params: dict[str, Any]) -> dict[str, Any]:
+        out = dict(params)
+        if out.get("expires_at"):
+            out["expires"] = format_dt(datetime.fromisoformat(out["expires_at"]), lang)
+        tariff = self._settings.tariff(str(out.get("tariff", "")))
+        if tariff is not None:
+            out["tariff_months"] = tariff.months
+        out.setdefault("subscription_url", "—")
+        if out["subscription_url"] is None:
+            out["subscription_url"] = "—"
+        return out
+
+    async def send(self, user_id: int, language: str, notice: Notice) -> None:
+        text, markup = self.render(language, notice)
+        try:
+            await self._bot.send_message(
+                user_id, text, reply_markup=markup, disable_web_page_preview=True
+            )
+        except TelegramForbiddenError as exc:
+            raise RecipientBlocked(str(exc)) from exc
+        except TelegramBadRequest as exc:
+            if "chat not found" in str(exc).lower():
+                raise RecipientBlocked(str(exc)) from exc
+            raise
+        except TelegramRetryAfter as exc:
+            raise DeliveryRetryLater(exc.retry_after) from exc
+        except (TelegramNetworkError, TelegramServerError) as exc:
+            raise DeliveryRetryLater(5) from exc
+
+    async def send_stars_invoice(
+        self, chat_id: int, *, title: str, description: str, payload: str, stars: int
+    ) -> int:
+        message = await self._bot.send_invoice(
+            chat_id,
+            title=title,
+            description=description,
+            payload=payload,
+            currency="XTR",
+            prices=[LabeledPrice(label=title, amount=stars)],
+        )
+        return message.message_id

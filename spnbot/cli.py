@@ -1,0 +1,101 @@
+"""``spnbot run | migrate | demo | sandbox``: one entry point, one-line errors, exit code 2 on bad config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from spnbot.config import ConfigError, Settings, load_settings
+from spnbot.logs import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spnbot", description="SPN: a Telegram bot that sells VPN subscriptions."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the bot, the webhook server and the job runner")
+    run.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="refuse to start when migrations are pending instead of applying them",
+    )
+    sub.add_parser("migrate", help="apply pending database migrations and exit")
+    demo = sub.add_parser(
+        "demo", help="start the sandbox emulators and the real app, and play a customer journey"
+    )
+    demo.add_argument("--quiet", action="store_true", help="print only the summary")
+    sandbox = sub.add_parser(
+        "sandbox", help="run the emulators (Telegram, Remnawave, 1Plat, Crypto Pay) standalone"
+    )
+    sandbox.add_argument("--token", default=None, help="bot token the Telegram emulator accepts")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_dispatch(args))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from spnbot.sandbox.demo import run_demo
+
+        return await run_demo(quiet=args.quiet)
+    if args.command == "sandbox":
+        from spnbot.sandbox.standalone import serve_sandbox
+
+        return await serve_sandbox(token=args.token)
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    if args.command == "migrate":
+        return await _migrate(settings)
+    return await _run(settings, apply_migrations=not args.no_migrate)
+
+
+async def _migrate(settings: Settings) -> int:
+    from spnbot.store import migrate
+    from spnbot.store.db import Database
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        before, after = await migrate.upgrade(db)
+    except Exception as exc:
+        raise ConfigError(
+            f"database error: DATABASE_URL: cannot migrate ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    finally:
+        await db.dispose()
+    print(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
+    return 0
+
+
+async def _run(settings: Settings, *, apply_migrations: bool) -> int:
+    from spnbot.app import Application
+
+    app = Application(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start(apply_migrations=apply_migrations)
+        await stop.wait()
+    finally:
+        await app.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""Settings from the environment and ``.env``; the seed's variable names are kept.
+
+A bad value stops the app with one line that names the variable (``ConfigError``); secrets are
+``SecretStr`` so they never reach a log or an error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from spnbot.domain.tariffs import DEFAULT_TARIFFS, Tariff, parse_tariffs
+
+TELEGRAM_API = "https://api.telegram.org"
+
+
+class ConfigError(Exception):
+    """One line, names the variable, never shows a secret."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Telegram
+    bot_token: SecretStr
+    admin_id: int | None = None
+    admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    telegram_api_url: str = TELEGRAM_API
+    support_url: str = "https://t.me/"
+    news_channel_username: str | None = None
+    telegraph_agreement_url: str | None = None
+    stars_enabled: bool = True
+
+    # Remnawave panel
+    remnawave_base_url: str | None = None
+    remnawave_api_token: SecretStr | None = None
+    remnawave_api_version: Literal[2, 3] = 3
+    remnawave_api_key: SecretStr | None = None
+    default_squad_uuid: str | None = None
+
+    # CryptoBot (Crypto Pay API)
+    cryptobot_token: SecretStr | None = None
+    cryptobot_api_url: str = "https://pay.crypt.bot/api"
+    cryptobot_assets: str = "USDT,TON,BTC"
+
+    # 1Plat
+    oneplat_shop_id: str | None = None
+    oneplat_shop_secret: SecretStr | None = None
+    oneplat_base_url: str = "https://1plat.cash"
+    oneplat_callback_url: str | None = None
+    oneplat_methods: str = "card,sbp"
+
+    # Storage and server
+    database_url: str | None = None
+    data_dir: Path = Path("data")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8080, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # Business rules
+    tariffs: Annotated[tuple[Tariff, ...], NoDecode] = parse_tariffs(DEFAULT_TARIFFS)
+    payment_check_interval: float = Field(30.0, gt=0)
+    payment_ttl: int = Field(24 * 3600, gt=0)  # seconds a pending payment is worth asking about
+    gift_days: int = Field(3, gt=0)
+    referral_bonus_days: int = Field(7, gt=0)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admin_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            try:
+                return tuple(int(v) for v in items)
+            except ValueError:
+                raise ValueError("must be a comma list of Telegram ids (integers)") from None
+        return value
+
+    @field_validator("tariffs", mode="before")
+    @classmethod
+    def _tariffs(cls, value: Any) -> Any:
+        return parse_tariffs(value) if isinstance(value, str) else value
+
+    @field_validator(
+        "telegram_api_url",
+        "remnawave_base_url",
+        "cryptobot_api_url",
+        "oneplat_base_url",
+        "oneplat_callback_url",
+        "support_url",
+        "telegraph_agreement_url",
+    )
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None if value == "" else value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if not value.endswith("t.me/") else value
+
+    @field_validator("news_channel_username")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        return value if value.startswith("@") else f"@{value}"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        database_url_to_sqlalchemy(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        head, _, tail = raw.partition(":")
+        if not head.isdigit() or len(tail) < 10:
+            raise ValueError("must look like 123456:ABC... (the token @BotFather gave)")
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Settings:
+        if bool(self.oneplat_shop_id) != bool(self.oneplat_shop_secret):
+            missing = "ONEPLAT_SHOP_SECRET" if self.oneplat_shop_id else "ONEPLAT_SHOP_ID"
+            raise ValueError(f"{missing}: is required when the other 1Plat credential is set")
+        return self
+
+    # Derived views -------------------------------------------------------
+
+    @property
+    def admins(self) -> frozenset[int]:
+        ids = set(self.admin_ids)
+        if self.admin_id is not None:
+            ids.add(self.admin_id)
+        return frozenset(ids)
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        if self.database_url:
+            return database_url_to_sqlalchemy(self.database_url)
+        return URL.create("sqlite+aiosqlite", database=str(self.data_dir / "spn.sqlite3"))
+
+    @property
+    def oneplat_enabled(self) -> bool:
+        return bool(self.oneplat_shop_id and self.oneplat_shop_secret)
+
+    @property
+    def cryptobot_enabled(self) -> bool:
+        return self.cryptobot_token is not None
+
+    @property
+    def panel_configured(self) -> bool:
+        return bool(self.remnawave_base_url and self.remnawave_api_token)
+
+    def tariff(self, code: str) -> Tariff | None:
+        return next((t for t in self.tariffs if t.code == code), None)
+
+    def require_panel(self) -> None:
+        for name in ("remnawave_base_url", "remnawave_api_token"):
+            if not getattr(self, name):
+                raise ConfigError(f"configuration error: {name.upper()}: is required to run")
+
+
+def database_url_to_sqlalchemy(raw: str) -> URL:
+    """``postgresql://…`` → asyncpg, ``sqlite:///…`` → aiosqlite; anything else is refused."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ValueError("is not a database URL (expected postgresql://… or sqlite:///…)") from None
+    backend = url.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        if not url.host and not url.query.get("host"):
+            raise ValueError("has no host (expected postgresql://user:pass@host:5432/db)")
+        if not url.database:
+            raise ValueError("has no database name (expected postgresql://…/dbname)")
+        query = dict(url.query)
+        # libpq spelling → asyncpg spelling (Supabase URLs carry sslmode=require).
+        if "sslmode" in query:
+            query["ssl"] = query.pop("sslmode")
+        return url.set(drivername="postgresql+asyncpg", query=query)
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ValueError("SQLite needs a file path (sqlite:///data/spn.sqlite3)")
+        return url.set(drivername="sqlite+aiosqlite")
+    raise ValueError(f"unsupported database {backend!r} (use postgresql:// or sqlite:///)")
+
+
+# Values never echoed in an error: secrets, and URLs that may carry a password.
+_HIDDEN_FIELDS = {
+    "database_url",
+    "bot_token",
+    "remnawave_api_token",
+    "remnawave_api_key",
+    "cryptobot_token",
+    "oneplat_shop_secret",
+}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings or raise ConfigError with one line naming the first bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
+    name = loc[0].upper() if loc else ""
+    message = str(err.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    if err.get("type") == "missing":
+        message = "is required but not set"
+    elif name and name.lower() not in _HIDDEN_FIELDS and "input" in err:
+        shown = str(err["input"])
+        if len(shown) <= 60:
+            message = f"{message} (got {shown!r})"
+    if not name and ":" in message:  # model-level errors already name the variable
+        return f"configuration error: {message}"
+    return f"configuration error: {name}: {message}"

@@ -1,0 +1,96 @@
+"""All four emulators and the real app wired to them: used by the demo, the tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from pydantic import SecretStr
+
+from spnbot.app import Application
+from spnbot.config import Settings
+from spnbot.sandbox.cryptopay import CryptoPayEmulator
+from spnbot.sandbox.oneplat import OnePlatEmulator
+from spnbot.sandbox.remnawave import RemnawaveEmulator
+from spnbot.sandbox.telegram import TelegramEmulator
+from spnbot.web.server import CRYPTOBOT_PATH, ONEPLAT_PATH
+
+# Sandbox credentials: they open nothing but the emulators on this machine.
+BOT_TOKEN = "7000000001:SANDBOX-bot-token-not-for-production"
+PANEL_TOKEN = "sandbox-remnawave-api-token"
+SHOP_ID = "4242"
+SHOP_SECRET = "sandbox-1plat-shop-secret"
+CRYPTO_TOKEN = "4242:SANDBOX-crypto-pay-token"
+ADMIN_ID = 900000001
+
+
+class Sandbox:
+    """The emulated outside world. ``async with Sandbox() as sb`` starts and stops it."""
+
+    def __init__(self, *, panel_version: int = 3) -> None:
+        self.telegram = TelegramEmulator(bot_token=BOT_TOKEN)
+        self.panel = RemnawaveEmulator(api_token=PANEL_TOKEN, api_version=panel_version)
+        self.oneplat = OnePlatEmulator(shop_id=SHOP_ID, secret=SHOP_SECRET)
+        self.cryptopay = CryptoPayEmulator(token=CRYPTO_TOKEN)
+
+    async def start(self) -> None:
+        for emulator in (self.telegram, self.panel, self.oneplat, self.cryptopay):
+            await emulator.start()
+        # The operator has talked to the bot before, so admin notices can reach them.
+        self.telegram.user(ADMIN_ID, first_name="Operator", language_code="ru")
+
+    async def stop(self) -> None:
+        for emulator in (self.cryptopay, self.oneplat, self.panel, self.telegram):
+            with contextlib.suppress(Exception):
+                await emulator.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def settings(self, *, database_url: str | None, data_dir: Path, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "bot_token": SecretStr(BOT_TOKEN),
+            "admin_ids": (ADMIN_ID,),
+            "telegram_api_url": self.telegram.url,
+            "remnawave_base_url": self.panel.url,
+            "remnawave_api_token": SecretStr(PANEL_TOKEN),
+            "remnawave_api_version": self.panel.api_version,
+            "default_squad_uuid": self.panel.squad_uuid,
+            "oneplat_shop_id": SHOP_ID,
+            "oneplat_shop_secret": SecretStr(SHOP_SECRET),
+            "oneplat_base_url": self.oneplat.url,
+            "cryptobot_token": SecretStr(CRYPTO_TOKEN),
+            "cryptobot_api_url": self.cryptopay.url,
+            "database_url": database_url,
+            "data_dir": data_dir,
+            "web_port": 0,
+            "support_url": "https://t.me/spn_support",
+            "telegraph_agreement_url": "https://telegra.ph/SPN-agreement",
+            "news_channel_username": "@spn_news",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    async def start_app(self, settings: Settings, **start_kwargs: Any) -> Application:
+        """Start the real app and point the payment emulators' callbacks at it."""
+        app = Application(settings)
+        try:
+            await app.start(**start_kwargs)
+        except BaseException:
+            await app.stop()
+            raise
+        base = f"http://127.0.0.1:{app.port}"
+        self.oneplat.callback_url = base + ONEPLAT_PATH
+        self.cryptopay.webhook_url = base + CRYPTOBOT_PATH
+        return app

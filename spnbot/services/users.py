@@ -1,0 +1,106 @@
+"""Customers: first contact, terms, profile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from spnbot.domain.expiry import utcnow
+from spnbot.store.db import Database
+from spnbot.store.models import Referral, User
+
+
+@dataclass(frozen=True)
+class Profile:
+    tg_id: int
+    language: str
+    terms_accepted: bool
+    expires_at: datetime | None
+    subscription_url: str | None
+    panel_ref: str | None
+    created: bool = False
+
+
+def language_for(code: str | None) -> str:
+    """Russian by default; English for users whose Telegram speaks English."""
+    return "en" if code and code.lower().startswith("en") else "ru"
+
+
+class UserService:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def touch(
+        self,
+        tg_id: int,
+        *,
+        username: str | None,
+        first_name: str | None,
+        language_code: str | None,
+        referrer_id: int | None = None,
+    ) -> Profile:
+        """Create the user on first contact (recording a referrer only then); else load it."""
+        now = self._clock()
+        insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
+        async with self._db.transaction() as session:
+            created = await session.execute(
+                insert(User)
+                .values(
+                    tg_id=tg_id,
+                    username=username,
+                    first_name=first_name,
+                    language=language_for(language_code),
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["tg_id"])
+                .returning(User.tg_id)
+            )
+            is_new = created.scalar() is not None
+            if is_new and referrer_id and referrer_id != tg_id:
+                if await session.get(User, referrer_id) is not None:
+                    await session.execute(
+                        update(User).where(User.tg_id == tg_id).values(referrer_id=referrer_id)
+                    )
+                    session.add(
+                        Referral(referred_id=tg_id, referrer_id=referrer_id, created_at=now)
+                    )
+            elif not is_new:
+                # A user who blocked us and came back is reachable again.
+                await session.execute(
+                    update(User)
+                    .where(User.tg_id == tg_id)
+                    .values(username=username, first_name=first_name, blocked_at=None)
+                )
+            user = (await session.execute(select(User).where(User.tg_id == tg_id))).scalar_one()
+            return _profile(user, created=is_new)
+
+    async def get(self, tg_id: int) -> Profile | None:
+        async with self._db.transaction() as session:
+            user = await session.get(User, tg_id)
+            return _profile(user) if user else None
+
+    async def accept_terms(self, tg_id: int) -> None:
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(User)
+                .where(User.tg_id == tg_id, User.terms_accepted_at.is_(None))
+                .values(terms_accepted_at=self._clock())
+            )
+
+
+def _profile(user: User, *, created: bool = False) -> Profile:
+    return Profile(
+        tg_id=user.tg_id,
+        language=user.language,
+        terms_accepted=user.terms_accepted_at is not None,
+        expires_at=user.expires_at,
+        subscription_url=user.subscription_url,
+        panel_ref=user.panel_ref,
+        created=created,
+    )

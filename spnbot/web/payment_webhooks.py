@@ -1,0 +1,71 @@
+"""Payment provider callbacks: verify over the raw body, then the one door. Only 200 changes state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from spnbot.payments.base import WebhookRejected, WebhookVerifier
+from spnbot.services.confirm import Outcome, PaymentConfirmer
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+
+ANSWERS: dict[Outcome, tuple[int, str]] = {
+    Outcome.CONFIRMED: (200, "ok"),
+    Outcome.DUPLICATE: (200, "already processed"),
+    Outcome.NO_CHANGE: (200, "not final; nothing to do"),
+    Outcome.FAILED: (200, "marked failed"),
+    Outcome.EXPIRED: (200, "marked expired"),
+    Outcome.UNKNOWN: (404, "unknown payment"),
+    Outcome.MISMATCH: (400, "amount does not match the payment"),
+}
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes without reading them all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def payment_webhook(provider: str, verifier: WebhookVerifier, confirmer: PaymentConfirmer) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            return _answer(400, "content type must be application/json")
+        try:
+            body = await read_limited(request)
+        except web.HTTPRequestEntityTooLarge:
+            return _answer(413, f"body over {MAX_BODY} bytes")
+        try:
+            report = verifier.parse_webhook(request.headers, body)
+        except WebhookRejected as exc:
+            log.warning("%s webhook rejected (%s): %s", provider, exc.http_status, exc.reason)
+            return _answer(exc.http_status, exc.reason)
+        outcome = await confirmer.apply(provider, report, via="webhook")
+        status, text = ANSWERS[outcome]
+        log.info(
+            "%s webhook: %s",
+            provider,
+            outcome,
+            extra={"payment_id": report.order_id, "provider": provider, "http_status": status},
+        )
+        return _answer(status, text)
+
+    return handle
+
+
+def _answer(status: int, text: str) -> web.Response:
+    return web.json_response({"ok": status == 200, "message": text}, status=status)

@@ -1,0 +1,63 @@
+"""The aiohttp application: payment webhooks, domain verification, health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from spnbot.payments.base import WebhookVerifier
+from spnbot.services.confirm import PaymentConfirmer
+from spnbot.store.db import Database
+from spnbot.web.payment_webhooks import payment_webhook
+
+log = logging.getLogger(__name__)
+
+ONEPLAT_PATH = "/1plat-webhook"
+CRYPTOBOT_PATH = "/cryptobot-webhook"
+
+
+@web.middleware
+async def _fault_barrier(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unexpected faults answer 500 with no details; the provider will retry or we reconcile."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return web.json_response({"ok": False, "message": "internal error"}, status=500)
+
+
+def build_web_app(
+    *,
+    db: Database,
+    confirmer: PaymentConfirmer,
+    oneplat: WebhookVerifier | None,
+    cryptobot: WebhookVerifier | None,
+    oneplat_shop_id: str | None,
+) -> web.Application:
+    app = web.Application(middlewares=[_fault_barrier])
+    if oneplat is not None:
+        app.router.add_post(ONEPLAT_PATH, payment_webhook("oneplat", oneplat, confirmer))
+    if cryptobot is not None:
+        app.router.add_post(CRYPTOBOT_PATH, payment_webhook("cryptobot", cryptobot, confirmer))
+    if oneplat_shop_id:
+
+        async def domain_verification(_request: web.Request) -> web.Response:
+            return web.Response(text=oneplat_shop_id)
+
+        app.router.add_get("/1plat.txt", domain_verification)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        try:
+            await db.ping()
+        except Exception as exc:
+            return web.json_response({"status": "fail", "database": str(exc)[:200]}, status=503)
+        return web.json_response({"status": "ok", "database": "ok"})
+
+    app.router.add_get("/healthz", healthz)
+    return app
