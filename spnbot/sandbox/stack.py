@@ -29,8 +29,9 @@ ADMIN_ID = 900000001
 class Sandbox:
     """The emulated outside world. ``async with Sandbox() as sb`` starts and stops it."""
 
-    def __init__(self, *, panel_version: int = 3) -> None:
-        self.telegram = TelegramEmulator(bot_token=BOT_TOKEN)
+    def __init__(self, *, panel_version: int = 3, bot_token: str = BOT_TOKEN) -> None:
+        self.bot_token = bot_token
+        self.telegram = TelegramEmulator(bot_token=bot_token)
         self.panel = RemnawaveEmulator(api_token=PANEL_TOKEN, api_version=panel_version)
         self.oneplat = OnePlatEmulator(shop_id=SHOP_ID, secret=SHOP_SECRET)
         self.cryptopay = CryptoPayEmulator(token=CRYPTO_TOKEN)
@@ -60,7 +61,7 @@ class Sandbox:
 
     def settings(self, *, database_url: str | None, data_dir: Path, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "bot_token": SecretStr(BOT_TOKEN),
+            "bot_token": SecretStr(self.bot_token),
             "admin_ids": (ADMIN_ID,),
             "telegram_api_url": self.telegram.url,
             "remnawave_base_url": self.panel.url,
