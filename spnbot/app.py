@@ -157,7 +157,9 @@ class Application:
                 self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False),
                 "polling",
             )
-        log.info("SPN started: web on %s:%s, bot @%s", self.settings.web_host, self.port, me.username)
+        log.info(
+            "SPN started: web on %s:%s, bot @%s", self.settings.web_host, self.port, me.username
+        )
 
     async def _prepare_database(self, apply_migrations: bool) -> None:
         try:
@@ -166,13 +168,13 @@ class Application:
                 if before != after:
                     log.info("database migrated from %s to %s", before, after)
             elif await migrate.pending(self.db):
-                raise ConfigError(
-                    "database schema is not up to date: run `spnbot migrate` first"
-                )
+                raise ConfigError("database schema is not up to date: run `spnbot migrate` first")
         except ConfigError:
             raise
         except Exception as exc:
-            raise ConfigError(f"database error: DATABASE_URL: cannot use the database ({_short(exc)})") from None
+            raise ConfigError(
+                f"database error: DATABASE_URL: cannot use the database ({_short(exc)})"
+            ) from None
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

@@ -1,4 +1,4 @@
-"""``spnbot run | migrate | demo | sandbox``: one entry point, one-line errors, exit code 2 on bad config."""
+"""``spnbot run | migrate | demo | sandbox``: one entry point; bad config exits 2 with one line."""
 
 from __future__ import annotations
 

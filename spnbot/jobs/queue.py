@@ -8,12 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.states import JobStatus
+from spnbot.store.dialect import insert_ignoring_conflicts, is_postgres
 from spnbot.store.models import Job
 
 NOTIFY_CHANNEL = "spn_jobs"
@@ -27,10 +26,6 @@ class ClaimedJob:
     payload: dict[str, Any]
     attempts: int  # including this one
     max_attempts: int
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 async def enqueue(
@@ -48,7 +43,7 @@ async def enqueue(
     """
     now = utcnow()
     stmt = (
-        _insert_for(session)(Job)
+        insert_ignoring_conflicts(session, Job)
         .values(
             kind=kind,
             payload=payload,
@@ -61,10 +56,10 @@ async def enqueue(
             updated_at=now,
         )
         .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(Job.id)
     )
-    result = await session.execute(stmt)
-    added = bool(result.rowcount)
-    if added and session.bind.dialect.name == "postgresql":
+    added = (await session.execute(stmt)).scalar() is not None
+    if added and is_postgres(session):
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     session.info["jobs_enqueued"] = session.info.get("jobs_enqueued", 0) + int(added)
     return added
@@ -149,4 +144,4 @@ async def next_due(session: AsyncSession) -> datetime | None:
 
 async def counts(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
-    return {status: n for status, n in rows.tuples()}
+    return {status: n for status, n in rows.all()}

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.expiry import extended_expiry
 from spnbot.domain.states import GrantKind
 from spnbot.jobs import queue
+from spnbot.store.dialect import insert_ignoring_conflicts
 from spnbot.store.models import Grant, User
 
 PANEL_SYNC = "panel_sync"
@@ -51,9 +50,8 @@ async def grant_days(
         raise LookupError(f"user {user_id} does not exist")
     previous = current[0]
     new_expiry = extended_expiry(now, previous, days)
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     inserted = await session.execute(
-        insert(Grant)
+        insert_ignoring_conflicts(session, Grant)
         .values(
             user_id=user_id,
             kind=kind,

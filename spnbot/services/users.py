@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from spnbot.domain.expiry import utcnow
 from spnbot.store.db import Database
+from spnbot.store.dialect import insert_ignoring_conflicts
 from spnbot.store.models import Referral, User
 
 
@@ -47,10 +46,9 @@ class UserService:
     ) -> Profile:
         """Create the user on first contact (recording a referrer only then); else load it."""
         now = self._clock()
-        insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
         async with self._db.transaction() as session:
             created = await session.execute(
-                insert(User)
+                insert_ignoring_conflicts(session, User)
                 .values(
                     tg_id=tg_id,
                     username=username,

@@ -1,4 +1,4 @@
-"""Payment provider callbacks: verify over the raw body, then the one door. Only 200 changes state."""
+"""Payment callbacks: verify over the raw body, then the one door; only a 200 changes state."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-def payment_webhook(provider: str, verifier: WebhookVerifier, confirmer: PaymentConfirmer) -> Handler:
+def payment_webhook(
+    provider: str, verifier: WebhookVerifier, confirmer: PaymentConfirmer
+) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         if request.content_type != "application/json":
             return _answer(400, "content type must be application/json")

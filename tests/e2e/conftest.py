@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from spnbot.app import Application
+from spnbot.jobs import queue
 from spnbot.sandbox.stack import Sandbox
 from spnbot.sandbox.telegram import SandboxUser
+from spnbot.store.models import Payment
 
 
 @dataclass
@@ -48,12 +52,54 @@ class Stack:
         )
         return user
 
-
     async def tap(self, user: SandboxUser, button: str, expect: str) -> Any:
         """Press a button and wait for the screen that must follow it."""
         mark = self.tg.mark(user.id)
         await user.press(button)
         return await self.tg.wait_for_message(user.id, contains=expect, after=mark)
+
+    async def pending_payment(
+        self, user_id: int, provider: str, method: str | None = None, tariff: str = "1m"
+    ) -> Payment:
+        """A registered customer with an invoice created at the provider (real HTTP)."""
+        self.tg.user(user_id, first_name=f"U{user_id}")
+        await self.app.users.touch(user_id, username=None, first_name=None, language_code="ru")
+        await self.app.users.accept_terms(user_id)
+        plan = self.app.settings.tariff(tariff)
+        assert plan is not None
+        result = await self.app.purchases.start(user_id, plan, provider, method, "test")
+        assert result.status == "created", result
+        return await self.payment(result.public_id)
+
+    async def payment(self, public_id: str) -> Payment:
+        async with self.app.db.transaction() as session:
+            row = (
+                await session.execute(select(Payment).where(Payment.public_id == public_id))
+            ).scalar_one()
+            return row
+
+    async def jobs_settled(self, timeout: float = 20.0) -> dict[str, int]:
+        """Wait until no job is pending or running; returns the final counts by status."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            async with self.app.db.transaction() as session:
+                counts = await queue.counts(session)
+            busy = counts.get("pending", 0) + counts.get("running", 0)
+            if not busy:
+                return counts
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"jobs still busy after {timeout}s: {counts}")
+            await asyncio.sleep(0.05)
+
+    async def count(self, model: Any, *where: Any) -> int:
+        async with self.app.db.transaction() as session:
+            stmt = select(func.count()).select_from(model)
+            for clause in where:
+                stmt = stmt.where(clause)
+            return int((await session.execute(stmt)).scalar_one())
+
+    def success_messages(self, user_id: int, needle: str = "Оплата прошла успешно") -> int:
+        return sum(1 for m in self.tg.messages(user_id) if needle in m.text)
 
 
 def _lang(code: str) -> str:

@@ -29,7 +29,9 @@ async def test_oneplat_card_then_cryptobot_extends(stack: Stack) -> None:
     assert tg.button_url(uid, "💳 Оплатить онлайн").startswith("https://")
 
     async with stack.app.db.transaction() as session:
-        payment = (await session.execute(select(Payment).where(Payment.user_id == uid))).scalar_one()
+        payment = (
+            await session.execute(select(Payment).where(Payment.user_id == uid))
+        ).scalar_one()
     assert payment.status == "pending" and payment.amount_minor == 10000
 
     before = datetime.now(UTC)
