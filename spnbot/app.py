@@ -49,7 +49,7 @@ class Application:
     """One running SPN instance: bot, web server, job runner and reconciler."""
 
     def __init__(self, settings: Settings) -> None:
-        settings.require_panel()
+        settings.require_for_run()
         self.settings = settings
         self.db = Database(settings.sqlalchemy_url)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -65,13 +65,13 @@ class Application:
         if s.telegram_api_url != TELEGRAM_API:
             session = AiohttpSession(api=TelegramAPIServer.from_base(s.telegram_api_url))
         self.bot = Bot(
-            s.bot_token.get_secret_value(),
+            s.token,
             session=session,
             default=DefaultBotProperties(parse_mode="HTML"),
         )
         self.texts = Texts()
         self.notifier = BotNotifier(self.bot, self.texts, s)
-        assert s.remnawave_base_url and s.remnawave_api_token  # checked by require_panel
+        assert s.remnawave_base_url and s.remnawave_api_token  # checked by require_for_run
         self.panel = RemnawaveClient(
             self.http,
             base_url=s.remnawave_base_url,

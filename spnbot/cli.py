@@ -8,9 +8,15 @@ import contextlib
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from spnbot.config import ConfigError, Settings, load_settings
 from spnbot.logs import setup_logging
+
+
+def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=summary)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,19 +24,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spnbot", description="SPN: a Telegram bot that sells VPN subscriptions."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="run the bot, the webhook server and the job runner")
+    run = _command(sub, "run", "run the bot, the webhook server and the job runner")
     run.add_argument(
         "--no-migrate",
         action="store_true",
         help="refuse to start when migrations are pending instead of applying them",
     )
-    sub.add_parser("migrate", help="apply pending database migrations and exit")
-    demo = sub.add_parser(
-        "demo", help="start the sandbox emulators and the real app, and play a customer journey"
+    _command(sub, "migrate", "apply pending database migrations and exit")
+    demo = _command(
+        sub, "demo", "start the sandbox emulators and the real app, and play a customer journey"
     )
     demo.add_argument("--quiet", action="store_true", help="print only the summary")
-    sandbox = sub.add_parser(
-        "sandbox", help="run the emulators (Telegram, Remnawave, 1Plat, Crypto Pay) standalone"
+    sandbox = _command(
+        sub, "sandbox", "run the emulators (Telegram, Remnawave, 1Plat, Crypto Pay) standalone"
     )
     sandbox.add_argument("--token", default=None, help="bot token the Telegram emulator accepts")
     return parser

@@ -25,11 +25,15 @@ class ConfigError(Exception):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,  # `NAME=` in .env means "not set", as operators expect
     )
 
-    # Telegram
-    bot_token: SecretStr
+    # Telegram (the token is checked by the commands that talk to Telegram: run, doctor)
+    bot_token: SecretStr | None = None
     admin_id: int | None = None
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
     telegram_api_url: str = TELEGRAM_API
@@ -58,7 +62,7 @@ class Settings(BaseSettings):
     oneplat_methods: str = "card,sbp"
 
     # Storage and server
-    database_url: str | None = None
+    database_url: str | None = Field(None, repr=False)  # may carry a password
     data_dir: Path = Path("data")
     web_host: str = "127.0.0.1"
     web_port: int = Field(8080, ge=0, le=65535)
@@ -120,9 +124,16 @@ class Settings(BaseSettings):
         database_url_to_sqlalchemy(value)  # raises ValueError with the reason
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("bot_token")
     @classmethod
-    def _token(cls, value: SecretStr) -> SecretStr:
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         raw = value.get_secret_value()
         head, _, tail = raw.partition(":")
         if not head.isdigit() or len(tail) < 10:
@@ -166,10 +177,17 @@ class Settings(BaseSettings):
     def tariff(self, code: str) -> Tariff | None:
         return next((t for t in self.tariffs if t.code == code), None)
 
-    def require_panel(self) -> None:
-        for name in ("remnawave_base_url", "remnawave_api_token"):
+    def require_for_run(self) -> None:
+        """What ``spnbot run`` cannot start without (``migrate`` needs none of it)."""
+        for name in ("bot_token", "remnawave_base_url", "remnawave_api_token"):
             if not getattr(self, name):
-                raise ConfigError(f"configuration error: {name.upper()}: is required to run")
+                raise ConfigError(f"configuration error: {name.upper()}: is required but not set")
+
+    @property
+    def token(self) -> str:
+        if self.bot_token is None:
+            raise ConfigError("configuration error: BOT_TOKEN: is required but not set")
+        return self.bot_token.get_secret_value()
 
 
 def database_url_to_sqlalchemy(raw: str) -> URL:

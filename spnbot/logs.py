@@ -41,3 +41,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level)
     # aiogram logs every update at INFO; that is noise at our default level.
     logging.getLogger("aiogram.event").setLevel(max(logging.WARNING, root.level))
+    # Alembic announces each plugin it loads at INFO; a one-line error must stay one line.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import logging
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
@@ -57,6 +58,8 @@ __all__ = [
 
 _NOT_FOUND = {"ok": False, "error_code": 404, "description": "Not Found"}
 _UNAUTHORIZED = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+_INTERNAL_ERROR = {"ok": False, "error_code": 500, "description": "Internal Server Error"}
+log = logging.getLogger(__name__)
 
 
 class TelegramEmulator:
@@ -111,6 +114,7 @@ class TelegramEmulator:
         return f"http://{self._host}:{self._bound_port}"
 
     async def start(self) -> None:
+        self._state.closing = False
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
@@ -159,8 +163,19 @@ class TelegramEmulator:
             raw = await read_request_params(request)
         except ApiError as exc:
             return web.json_response(exc.payload(), status=exc.code)
-        status, body = await self._api.call(request.match_info["method"], raw)
+        try:
+            status, body = await self._api.call(request.match_info["method"], raw)
+        except Exception:
+            # An emulator bug: answer like Telegram's own 500 so the client fails loudly.
+            log.exception("sandbox Bot API %s failed", request.match_info["method"])
+            status, body = 500, _INTERNAL_ERROR
         return web.json_response(body, status=status)
+
+    async def webhook_idle(self, timeout: float = 5.0) -> None:
+        """Wait until the webhook has been handed every queued update (no-op when polling)."""
+        if self._state.webhook is not None:
+            async with asyncio.timeout(timeout):
+                await self._state.webhook.join()
 
     # --- inspection -------------------------------------------------------------------------
 
@@ -302,16 +317,18 @@ class TelegramEmulator:
             "invoice_payload": inv["payload"],
         }
         update = st.push_update(user_id, "pre_checkout_query", query)
-        try:
-            if st.dropped_updates and st.dropped_updates[-1] is update:
-                raise LookupError("pre_checkout_query is not in the bot's allowed_updates")
-            ok, error = await asyncio.wait_for(answer, timeout)
-        except (LookupError, TimeoutError) as exc:
-            st.pre_checkouts.pop(query_id, None)
-            error = str(exc) or f"the bot did not answer pre_checkout_query within {timeout}s"
-            return {"ok": False, "error_message": error, "charge_id": None}
+        error: str | None = "pre_checkout_query is not in the bot's allowed_updates"
+        ok = False
+        if not (st.dropped_updates and st.dropped_updates[-1] is update):
+            try:
+                ok, error = await asyncio.wait_for(answer, timeout)
+            except TimeoutError:
+                error = f"the bot did not answer pre_checkout_query within {timeout}s"
+            else:
+                if not ok:
+                    st.emit("bot", user_id, "pre_checkout_error", error or "")
+        st.pre_checkouts.pop(query_id, None)
         if not ok:
-            st.emit("bot", user_id, "pre_checkout_error", error or "")
             return {"ok": False, "error_message": error, "charge_id": None}
         paid = successful_payment(inv)
         message = user_message(chat, successful_payment=paid)
@@ -329,18 +346,23 @@ class TelegramEmulator:
 
     # --- reading what the bot did -----------------------------------------------------------
 
+    def _bot_messages(self, user_id: int) -> list[SentMessage]:
+        chat = self._state.chats.get(user_id)  # reading must not open a chat
+        return list(chat.bot_messages.values()) if chat else []
+
     def messages(self, user_id: int) -> list[SentMessage]:
         """Snapshots of every bot message in the chat (deleted ones flagged), oldest first."""
-        return [copy.deepcopy(m) for m in self._chat(user_id).bot_messages.values()]
+        return [copy.deepcopy(m) for m in self._bot_messages(user_id)]
 
     def last_message(self, user_id: int) -> SentMessage | None:
         """The newest bot message that is not deleted."""
-        alive = [m for m in self._chat(user_id).bot_messages.values() if not m.deleted]
+        alive = [m for m in self._bot_messages(user_id) if not m.deleted]
         return copy.deepcopy(alive[-1]) if alive else None
 
     def reply_keyboard(self, user_id: int) -> list[list[str]] | None:
         """The reply keyboard currently shown to the user, if any."""
-        return copy.deepcopy(self._chat(user_id).reply_keyboard)
+        chat = self._state.chats.get(user_id)
+        return copy.deepcopy(chat.reply_keyboard) if chat else None
 
     def mark(self, user_id: int | None = None) -> int:
         """A point in the event sequence, for `wait_for_message(after=...)`."""

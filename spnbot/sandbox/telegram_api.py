@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -93,27 +94,24 @@ class BotApi:
     async def call(self, method: str, raw: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """Execute one authorized call; returns (HTTP status, JSON body)."""
         name, handler = self._methods.get(method.lower(), (method, None))
+        error: ApiError | None = None
         try:
             params = normalize_params(raw)
         except ApiError as exc:
-            params = dict(raw)
-            error: ApiError | None = exc
-        else:
-            error = None
+            params, error = dict(raw), exc
         self.state.calls.append((name, params))
         self.state.call_counts[name] += 1
         if handler is None:
-            return 404, ApiError(404, "Not Found: method not found").payload()
-        injected = self.state.failures.get(name.lower())
-        if injected:
+            error = ApiError(404, "Not Found: method not found")
+        elif injected := self.state.failures.get(name.lower()):
             error = injected_error(*injected.pop(0))
-        try:
-            if error is not None:
-                raise error
-            result = await handler(Params(params))
-        except ApiError as exc:
-            return exc.code, exc.payload()
-        return 200, {"ok": True, "result": result}
+        if error is None and handler is not None:
+            try:
+                return 200, {"ok": True, "result": await handler(Params(params))}
+            except ApiError as exc:
+                error = exc
+        assert error is not None
+        return error.code, error.payload()
 
     # --- updates and webhook ----------------------------------------------------------------
 
@@ -133,21 +131,14 @@ class BotApi:
         self._poll_generation += 1
         generation = self._poll_generation
         st.updates_arrived.fire()
-        if timeout and not st.pending:
-            try:
-                await st.updates_arrived.wait_for(
-                    lambda: (
-                        True
-                        if st.pending
-                        or st.closing
-                        or st.webhook
-                        or generation != self._poll_generation
-                        else None
-                    ),
-                    timeout,
-                )
-            except TimeoutError:
-                pass
+
+        def ready() -> bool | None:
+            superseded = generation != self._poll_generation
+            return bool(st.pending or st.closing or st.webhook or superseded) or None
+
+        if timeout and not ready():
+            with contextlib.suppress(TimeoutError):
+                await st.updates_arrived.wait_for(ready, timeout)
         if generation != self._poll_generation:
             raise ApiError(409, _POLL_CONFLICT)
         return [] if st.webhook is not None else st.pending[:limit]
@@ -164,10 +155,10 @@ class BotApi:
             raise bad_request("secret token contains unallowed characters")
         max_connections = min(max(p.integer("max_connections") or 40, 1), 100)
         st.set_allowed_updates(p.json("allowed_updates"))
-        if st.webhook is not None:
-            leftover = await st.webhook.close()
-        else:
-            leftover, st.pending = st.pending, []
+        # Detach the old delivery first: updates arriving while it closes queue up in pending.
+        old, st.webhook = st.webhook, None
+        leftover = await old.close() if old is not None else []
+        leftover, st.pending = leftover + st.pending, []
         st.webhook = WebhookDelivery(
             url=url,
             secret_token=secret,

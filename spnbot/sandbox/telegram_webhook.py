@@ -58,6 +58,11 @@ class WebhookDelivery:
         if chat_id not in self._workers:
             self._workers[chat_id] = asyncio.create_task(self._drain(chat_id))
 
+    async def join(self) -> None:
+        """Wait until every queued update was delivered (or dropped)."""
+        while self._workers:
+            await asyncio.wait(list(self._workers.values()))
+
     async def close(self) -> list[dict[str, Any]]:
         """Stop delivering; returns the updates that were not delivered yet, oldest first."""
         workers = list(self._workers.values())
@@ -76,7 +81,11 @@ class WebhookDelivery:
         queue = self._queues[chat_id]
         try:
             while queue:
-                await self._deliver(queue[0])
+                try:
+                    await self._deliver(queue[0])
+                except Exception as exc:  # a broken reply must not wedge this chat's queue
+                    log.exception("webhook delivery of update %s failed", queue[0]["update_id"])
+                    self._failures.append(WebhookFailure(queue[0], None, repr(exc), 1))
                 queue.popleft()
         finally:
             # No await between the emptiness check in `while` and here, so enqueue() can't

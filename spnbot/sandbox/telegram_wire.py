@@ -186,7 +186,8 @@ async def read_request_params(request: web.Request) -> dict[str, Any]:
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.post()
         for key, value in form.items():
-            params[key] = value if isinstance(value, str) else value.file.read()
+            # File uploads arrive as FileField; the sandbox only needs their bytes.
+            params[key] = value.file.read() if isinstance(value, web.FileField) else value
     return params
 
 

@@ -78,6 +78,28 @@ class Stack:
             ).scalar_one()
             return row
 
+    async def pending_payment_of(self, user_id: int, status: str = "pending") -> Payment:
+        """The user's newest payment, which must be in ``status``."""
+        async with self.app.db.transaction() as session:
+            row = (
+                (
+                    await session.execute(
+                        select(Payment)
+                        .where(Payment.user_id == user_id)
+                        .order_by(Payment.id.desc())
+                    )
+                )
+                .scalars()
+                .first()
+            )
+        assert row is not None and row.status == status, row and row.status
+        return row
+
+    async def reconciler_noop(self) -> bool:
+        """One more reconciler pass changes nothing (after everything settled)."""
+        outcomes = await self.app.reconciler.run_once()
+        return not (set(outcomes) - {"no_change"})
+
     async def jobs_settled(self, timeout: float = 20.0) -> dict[str, int]:
         """Wait until no job is pending or running; returns the final counts by status."""
         deadline = asyncio.get_running_loop().time() + timeout

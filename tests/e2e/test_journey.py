@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from spnbot.store.models import Payment, User
+from spnbot.sandbox.stack import Sandbox
 from tests.e2e.conftest import Stack
 
 
@@ -65,3 +66,28 @@ async def test_oneplat_card_then_cryptobot_extends(stack: Stack) -> None:
     row = await _user_row(stack, uid)
     assert row.expires_at == first_end + timedelta(days=90)
     assert stack.sandbox.panel.creates == 1  # extended, never a second panel user
+
+
+async def test_panel_2x_purchase_and_renewal(database_url: str, tmp_path) -> None:
+    """Operators on Remnawave 2.x (REMNAWAVE_API_VERSION=2) get the same journey."""
+    async with Sandbox(panel_version=2) as sandbox:
+        settings = sandbox.settings(database_url=database_url, data_dir=tmp_path)
+        assert settings.remnawave_api_version == 2
+        app = await sandbox.start_app(settings)
+        try:
+            stack = Stack(sandbox, app, database_url, tmp_path)
+            first = await stack.pending_payment(5101, "oneplat", "card")
+            await sandbox.oneplat.pay(first.external_id)
+            await stack.tg.wait_for_message(5101, contains="Оплата прошла успешно")
+            second = await stack.pending_payment(5101, "cryptobot", tariff="3m")
+            mark = stack.tg.mark(5101)
+            await sandbox.cryptopay.pay(int(second.external_id))
+            await stack.tg.wait_for_message(5101, contains="Оплата прошла успешно", after=mark)
+            await stack.jobs_settled()
+            panel_user = sandbox.panel.find_user(telegram_id=5101)
+            row = await _user_row(stack, 5101)
+            assert panel_user is not None and sandbox.panel.creates == 1
+            assert datetime.fromisoformat(panel_user["expireAt"]) == row.expires_at
+            assert row.panel_ref == panel_user["uuid"]
+        finally:
+            await app.stop()
