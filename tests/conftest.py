@@ -64,3 +64,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
     finally:
         await drop_pg_database(name)
+
+
+@pytest.fixture
+async def pg_database_url() -> AsyncIterator[str]:
+    """PostgreSQL only, for behaviour SQLite does not have (LISTEN/NOTIFY, several instances)."""
+    name, url = await create_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(name)

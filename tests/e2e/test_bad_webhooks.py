@@ -1,4 +1,4 @@
-"""Bad payment callbacks get the right HTTP code and change nothing: no row, no day, no panel call."""
+"""Bad payment callbacks get the right HTTP code and change nothing in the database or panel."""
 
 from __future__ import annotations
 

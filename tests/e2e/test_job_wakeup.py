@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from spnbot.config import database_url_to_sqlalchemy
 from spnbot.jobs import queue
 from spnbot.jobs.listener import JobListener
@@ -50,12 +48,8 @@ async def test_commit_wakes_the_local_runner(database_url: str) -> None:
         await db.dispose()
 
 
-async def test_notify_wakes_another_instance(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip(
-            "LISTEN/NOTIFY is PostgreSQL's; SQLite runs one instance (this case is not applicable)"
-        )
-    url = database_url_to_sqlalchemy(database_url)
+async def test_notify_wakes_another_instance(pg_database_url: str) -> None:
+    url = database_url_to_sqlalchemy(pg_database_url)
     producer, consumer = Database(url), Database(url)  # two instances: separate pools
     await migrate.upgrade(producer)
     seen: asyncio.Queue[ClaimedJob] = asyncio.Queue()

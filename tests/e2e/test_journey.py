@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from spnbot.store.models import Payment, User
 from spnbot.sandbox.stack import Sandbox
+from spnbot.store.models import Payment, User
 from tests.e2e.conftest import Stack
 
 
