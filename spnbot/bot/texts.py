@@ -18,9 +18,14 @@ class Texts:
     def __init__(self, override_dir: Path | None = None) -> None:
         self._texts: dict[str, dict[str, str]] = {}
         for lang in LANGUAGES:
-            table = _load(BUILTIN / f"{lang}.toml")
-            if override_dir is not None and (override_dir / f"{lang}.toml").exists():
-                table.update(_load(override_dir / f"{lang}.toml"))
+            # ru.toml plus any topic files such as admin.ru.toml; an operator's files win.
+            table: dict[str, str] = {}
+            for folder in (BUILTIN, override_dir):
+                if folder is None:
+                    continue
+                for path in sorted(folder.glob(f"*.{lang}.toml")) + [folder / f"{lang}.toml"]:
+                    if path.exists():
+                        table.update(_load(path))
             self._texts[lang] = table
         missing = set(self._texts[DEFAULT]) - set(self._texts["en"])
         if missing:
