@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import web
 
+from spnbot.bot.commands import register_commands
 from spnbot.bot.context import BotContext
 from spnbot.bot.notifier import BotNotifier
 from spnbot.bot.setup import build_dispatcher
@@ -35,6 +37,8 @@ from spnbot.services.notify import ADMIN_NOTICE, NOTIFY, AdminNoticeHandler, Not
 from spnbot.services.panel_sync import PanelSyncHandler
 from spnbot.services.purchase import PurchaseService
 from spnbot.services.reconcile import Reconciler
+from spnbot.services.reminders import ReminderService
+from spnbot.services.rewards import RewardsService
 from spnbot.services.stars import StarsCheckout
 from spnbot.services.subscription import SubscriptionService
 from spnbot.services.users import UserService
@@ -69,7 +73,7 @@ class Application:
             session=session,
             default=DefaultBotProperties(parse_mode="HTML"),
         )
-        self.texts = Texts()
+        self.texts = Texts(s.locales_dir)
         self.notifier = BotNotifier(self.bot, self.texts, s)
         assert s.remnawave_base_url and s.remnawave_api_token  # checked by require_for_run
         self.panel = RemnawaveClient(
@@ -109,6 +113,7 @@ class Application:
             self.db, self.providers, self.confirmer, ttl=timedelta(seconds=s.payment_ttl)
         )
         self.users = UserService(self.db)
+        self.reminders = ReminderService(self.db, days_before=s.reminder_days)
         self.runner = JobRunner(
             self.db,
             {
@@ -127,6 +132,7 @@ class Application:
             confirmer=self.confirmer,
             stars=StarsCheckout(self.db, self.confirmer),
             subscriptions=SubscriptionService(self.panel),
+            rewards=RewardsService(self.db, gift_days=s.gift_days),
         )
         self.dp: Dispatcher = build_dispatcher(self.ctx)
         self.web = build_web_app(
@@ -140,6 +146,7 @@ class Application:
     async def start(self, *, apply_migrations: bool = True, polling: bool = True) -> None:
         await self._prepare_database(apply_migrations)
         await self._build()
+        s = self.settings
         me = await self.bot.me()
         self.ctx.bot_username = me.username or ""
         self._runner_web = web.AppRunner(self.web, handle_signals=False, access_log=None)
@@ -151,7 +158,9 @@ class Application:
             self._listener = JobListener(self.db.url, self.runner.wake)
             self._listener.start()
         self._spawn(self.runner.run(), "jobs")
-        self._spawn(self._reconcile_forever(), "reconciler")
+        self._spawn(self._every(s.payment_check_interval, self.reconciler.run_once), "reconciler")
+        self._spawn(self._every(s.reminder_interval, self.reminders.run_once), "reminders")
+        self._spawn(self._register_commands(), "commands")
         if polling:
             self._spawn(
                 self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False),
@@ -181,15 +190,22 @@ class Application:
         task.add_done_callback(_report_crash)
         self._tasks.append(task)
 
-    async def _reconcile_forever(self) -> None:
+    async def _every(self, seconds: float, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``work`` now and then every ``seconds``; a failed pass is logged, not fatal."""
         while True:
             try:
-                outcomes = await self.reconciler.run_once()
-                if outcomes:
-                    log.info("reconciler: %s", dict(outcomes))
+                result = await work()
+                if result:
+                    log.info("%s: %s", getattr(work, "__qualname__", "periodic"), result)
             except Exception:
-                log.exception("reconciler pass failed")
-            await asyncio.sleep(self.settings.payment_check_interval)
+                log.exception("periodic %s failed", getattr(work, "__qualname__", "task"))
+            await asyncio.sleep(seconds)
+
+    async def _register_commands(self) -> None:
+        try:
+            await register_commands(self.bot, self.texts, self.settings.admins)
+        except Exception:  # cosmetic: the bot works without a command menu
+            log.warning("could not register bot commands", exc_info=True)
 
     async def _job_gave_up(self, job: ClaimedJob, error: str) -> None:
         if job.kind == ADMIN_NOTICE:

@@ -39,6 +39,32 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "sandbox", "run the emulators (Telegram, Remnawave, 1Plat, Crypto Pay) standalone"
     )
     sandbox.add_argument("--token", default=None, help="bot token the Telegram emulator accepts")
+    _command(sub, "doctor", "check configuration, database, Bot API, panel and payment providers")
+    callback = _command(
+        sub,
+        "send-test-callback",
+        "send a 1Plat callback, signed with the configured shop secret, to the running server",
+    )
+    which = callback.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--payment", metavar="ID", help="the payment: our id (spn-…) or its 1Plat guid"
+    )
+    which.add_argument(
+        "--new",
+        action="store_true",
+        help="create a pending 1Plat test payment (cheapest tariff, first admin) and use it",
+    )
+    callback.add_argument(
+        "--status",
+        type=int,
+        choices=(-2, -1, 0, 1, 2),
+        default=1,
+        help="1Plat status to report: 1 paid (default), 2 confirmed, 0 awaiting, -1 draft, "
+        "-2 failed",
+    )
+    callback.add_argument(
+        "--url", help="where to POST (default http://WEB_HOST:WEB_PORT/1plat-webhook)"
+    )
     return parser
 
 
@@ -63,9 +89,21 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
         return await serve_sandbox(token=args.token)
     settings = load_settings()
-    setup_logging(settings.log_level, settings.log_format)
+    # The ops tools print their own report; INFO logs (alembic's, ...) would only interleave.
+    quiet = args.command in ("doctor", "send-test-callback") and settings.log_level == "INFO"
+    setup_logging("WARNING" if quiet else settings.log_level, settings.log_format)
     if args.command == "migrate":
         return await _migrate(settings)
+    if args.command == "doctor":
+        from spnbot.ops.doctor import run_doctor
+
+        return await run_doctor(settings, print)
+    if args.command == "send-test-callback":
+        from spnbot.ops.test_callback import send_test_callback
+
+        return await send_test_callback(
+            settings, url=args.url, payment=args.payment, status=args.status, out=print
+        )
     return await _run(settings, apply_migrations=not args.no_migrate)
 
 

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     payment_ttl: int = Field(24 * 3600, gt=0)  # seconds a pending payment is worth asking about
     gift_days: int = Field(3, gt=0)
     referral_bonus_days: int = Field(7, gt=0)
+    reminder_days: Annotated[tuple[int, ...], NoDecode] = (3, 1)  # days before the end
+    reminder_interval: float = Field(300.0, gt=0)  # seconds between reminder scans
+    # Per-user flood guard: a bucket of THROTTLE_BURST presses refilled at THROTTLE_RATE per second.
+    throttle_rate: float = Field(2.0, ge=0)
+    throttle_burst: int = Field(6, ge=1)
+    # "📲 Как подключиться" app buttons: name=url, comma-separated.
+    connect_apps: str = "v2RayTun=https://v2raytun.com,Happ=https://happ.su"
+    locales_dir: Path | None = None  # operator's ru.toml / en.toml overriding built-in texts
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -86,6 +94,33 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError("must be a comma list of Telegram ids (integers)") from None
         return value
+
+    @field_validator("reminder_days", mode="before")
+    @classmethod
+    def _reminder_days(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                days = tuple(int(v) for v in value.split(",") if v.strip())
+            except ValueError:
+                raise ValueError("must be a comma list of whole days, e.g. 3,1") from None
+            if any(d <= 0 for d in days):
+                raise ValueError("days must be positive")
+            return days
+        return value
+
+    @field_validator("connect_apps")
+    @classmethod
+    def _apps(cls, value: str) -> str:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            name, _, url = item.partition("=")
+            if not name or not url.startswith(("http://", "https://")):
+                raise ValueError(f"item {item!r} must be name=https://…")
+        return value
+
+    @property
+    def apps(self) -> list[tuple[str, str]]:
+        items = filter(None, (v.strip() for v in self.connect_apps.split(",")))
+        return [(name.strip(), url.strip()) for name, _, url in (i.partition("=") for i in items)]
 
     @field_validator("tariffs", mode="before")
     @classmethod

@@ -10,6 +10,11 @@ BUY = "buy"
 MY_SUB = "my_sub"
 HOWTO = "howto"
 ACCEPT_TERMS = "terms:accept"
+GIFT = "gift"
+GIFT_CLAIM = "gift:claim"
+REFERRAL = "referral"
+PROMO = "promo"
+PROMO_CANCEL = "promo:cancel"
 
 
 class TariffCb(CallbackData, prefix="tariff"):

@@ -8,6 +8,7 @@ from spnbot.bot.texts import Texts
 from spnbot.config import Settings
 from spnbot.services.confirm import PaymentConfirmer
 from spnbot.services.purchase import PurchaseService
+from spnbot.services.rewards import RewardsService
 from spnbot.services.stars import StarsCheckout
 from spnbot.services.subscription import SubscriptionService
 from spnbot.services.users import UserService
@@ -22,6 +23,7 @@ class BotContext:
     confirmer: PaymentConfirmer
     stars: StarsCheckout
     subscriptions: SubscriptionService
+    rewards: RewardsService
     bot_username: str = ""
 
     def methods(self) -> list[tuple[str, str | None]]:

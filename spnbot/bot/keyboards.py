@@ -17,16 +17,16 @@ METHOD_LABELS = {
 }
 
 
-def _button(ctx: BotContext, lang: str, key: str, data: str) -> InlineKeyboardButton:
+def button(ctx: BotContext, lang: str, key: str, data: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=ctx.texts(lang, key), callback_data=data)
 
 
 def back(ctx: BotContext, lang: str, to: str = cb.MENU) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(ctx, lang, "btn_back", to)]])
+    return InlineKeyboardMarkup(inline_keyboard=[[button(ctx, lang, "btn_back", to)]])
 
 
 def terms(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
-    rows = [[_button(ctx, lang, "btn_accept", cb.ACCEPT_TERMS)]]
+    rows = [[button(ctx, lang, "btn_accept", cb.ACCEPT_TERMS)]]
     if ctx.settings.telegraph_agreement_url:
         rows.append(
             [
@@ -41,9 +41,11 @@ def terms(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
 
 def main_menu(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    kb.row(_button(ctx, lang, "btn_buy", cb.BUY))
-    kb.row(_button(ctx, lang, "btn_my_subscription", cb.MY_SUB))
-    kb.row(_button(ctx, lang, "btn_howto", cb.HOWTO))
+    kb.row(button(ctx, lang, "btn_buy", cb.BUY))
+    kb.row(button(ctx, lang, "btn_my_subscription", cb.MY_SUB))
+    kb.row(button(ctx, lang, "btn_howto", cb.HOWTO))
+    kb.row(button(ctx, lang, "btn_gift", cb.GIFT), button(ctx, lang, "btn_referral", cb.REFERRAL))
+    kb.row(button(ctx, lang, "btn_promo", cb.PROMO))
     kb.row(InlineKeyboardButton(text=ctx.texts(lang, "btn_support"), url=ctx.settings.support_url))
     return kb.as_markup()
 
@@ -53,7 +55,7 @@ def tariffs(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
     for tariff in ctx.settings.tariffs:
         label = ctx.texts(lang, "tariff_button", months=tariff.months, price=tariff.rub)
         kb.row(InlineKeyboardButton(text=label, callback_data=cb.TariffCb(code=tariff.code).pack()))
-    kb.row(_button(ctx, lang, "btn_back", cb.MENU))
+    kb.row(button(ctx, lang, "btn_back", cb.MENU))
     return kb.as_markup()
 
 
@@ -61,8 +63,8 @@ def methods(ctx: BotContext, lang: str, tariff: Tariff) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for provider, method in ctx.methods():
         data = cb.PayCb(code=tariff.code, provider=provider, method=method or "").pack()
-        kb.row(_button(ctx, lang, METHOD_LABELS[(provider, method)], data))
-    kb.row(_button(ctx, lang, "btn_back", cb.BUY))
+        kb.row(button(ctx, lang, METHOD_LABELS[(provider, method)], data))
+    kb.row(button(ctx, lang, "btn_back", cb.BUY))
     return kb.as_markup()
 
 
@@ -72,15 +74,15 @@ def invoice(
     rows: list[list[InlineKeyboardButton]] = []
     if pay_url:
         rows.append([InlineKeyboardButton(text=ctx.texts(lang, pay_key), url=pay_url)])
-    rows.append([_button(ctx, lang, "btn_check_payment", cb.CheckCb(payment=payment).pack())])
-    rows.append([_button(ctx, lang, "btn_back", cb.BUY)])
+    rows.append([button(ctx, lang, "btn_check_payment", cb.CheckCb(payment=payment).pack())])
+    rows.append([button(ctx, lang, "btn_back", cb.BUY)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def subscription(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [_button(ctx, lang, "btn_renew", cb.BUY)],
-            [_button(ctx, lang, "btn_back", cb.MENU)],
+            [button(ctx, lang, "btn_renew", cb.BUY)],
+            [button(ctx, lang, "btn_back", cb.MENU)],
         ]
     )

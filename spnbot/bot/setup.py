@@ -6,17 +6,20 @@ from aiogram import Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 
 from spnbot.bot.context import BotContext
-from spnbot.bot.handlers import account, buy, fallback, stars, start
+from spnbot.bot.handlers import account, buy, fallback, rewards, stars, start
 from spnbot.bot.middlewares import ProfileMiddleware
+from spnbot.bot.throttle import Throttle
 
 
 def build_dispatcher(ctx: BotContext, storage: BaseStorage | None = None) -> Dispatcher:
     dp = Dispatcher(storage=storage) if storage is not None else Dispatcher()
     dp["ctx"] = ctx
+    throttle = Throttle(ctx.settings.throttle_rate, ctx.settings.throttle_burst)
     profile = ProfileMiddleware()
-    dp.message.outer_middleware(profile)
-    dp.callback_query.outer_middleware(profile)
+    for observer in (dp.message, dp.callback_query):
+        observer.outer_middleware(throttle)
+        observer.outer_middleware(profile)
     # Fresh router objects per dispatcher: tests run several apps in one process.
-    for module in (start, buy, account, stars, fallback):
+    for module in (start, buy, account, rewards, stars, fallback):
         dp.include_router(module.build())
     return dp

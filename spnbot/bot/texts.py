@@ -23,7 +23,7 @@ class Texts:
             for folder in (BUILTIN, override_dir):
                 if folder is None:
                     continue
-                for path in sorted(folder.glob(f"*.{lang}.toml")) + [folder / f"{lang}.toml"]:
+                for path in [*sorted(folder.glob(f"*.{lang}.toml")), folder / f"{lang}.toml"]:
                     if path.exists():
                         table.update(_load(path))
             self._texts[lang] = table

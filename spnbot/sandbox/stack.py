@@ -79,6 +79,9 @@ class Sandbox:
             "support_url": "https://t.me/spn_support",
             "telegraph_agreement_url": "https://telegra.ph/SPN-agreement",
             "news_channel_username": "@spn_news",
+            # Scripted users tap far faster than people; the flood guard has its own test.
+            "throttle_rate": 100.0,
+            "throttle_burst": 100,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

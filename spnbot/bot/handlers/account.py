@@ -13,11 +13,6 @@ from spnbot.bot.texts import format_dt, format_left
 from spnbot.domain.expiry import time_left, utcnow
 from spnbot.services.users import Profile
 
-APP_LINKS = {
-    "btn_app_v2raytun": "https://v2raytun.com",
-    "btn_app_happ": "https://happ.su",
-}
-
 
 async def my_subscription(
     query: CallbackQuery, ctx: BotContext, lang: str, profile: Profile
@@ -45,9 +40,7 @@ async def my_subscription(
 
 async def howto(query: CallbackQuery, ctx: BotContext, lang: str) -> None:
     await query.answer()
-    rows = [
-        [InlineKeyboardButton(text=ctx.texts(lang, key), url=url)] for key, url in APP_LINKS.items()
-    ]
+    rows = [[InlineKeyboardButton(text=name, url=url)] for name, url in ctx.settings.apps]
     rows.append([InlineKeyboardButton(text=ctx.texts(lang, "btn_back"), callback_data=cb.MENU)])
     await show(query, ctx.texts(lang, "howto"), InlineKeyboardMarkup(inline_keyboard=rows))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import CommandObject, CommandStart
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from spnbot.bot import callbacks as cb
@@ -19,7 +20,10 @@ def parse_referrer(args: str | None) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-async def start(message: Message, command: CommandObject, ctx: BotContext, lang: str) -> None:
+async def start(
+    message: Message, command: CommandObject, state: FSMContext, ctx: BotContext, lang: str
+) -> None:
+    await state.clear()
     user = message.from_user
     if user is None:
         return
@@ -44,7 +48,8 @@ async def accept_terms(query: CallbackQuery, ctx: BotContext, lang: str) -> None
     await show(query, ctx.texts(lang, "main_menu"), keyboards.main_menu(ctx, lang))
 
 
-async def menu(query: CallbackQuery, ctx: BotContext, lang: str) -> None:
+async def menu(query: CallbackQuery, state: FSMContext, ctx: BotContext, lang: str) -> None:
+    await state.clear()
     await query.answer()
     await show(query, ctx.texts(lang, "main_menu"), keyboards.main_menu(ctx, lang))
 
