@@ -31,10 +31,13 @@ class Texts:
         if missing:
             raise ValueError(f"en.toml lacks keys: {', '.join(sorted(missing))}")
 
+    def template(self, lang: str, key: str) -> str:
+        table = self._texts.get(lang) or self._texts[DEFAULT]
+        return table.get(key) or self._texts[DEFAULT][key]
+
     def __call__(self, lang: str, key: str, **params: Any) -> str:
         """Render ``key``; parameters are HTML-escaped unless wrapped in ``Raw``."""
-        table = self._texts.get(lang) or self._texts[DEFAULT]
-        template = table.get(key) or self._texts[DEFAULT][key]
+        template = self.template(lang, key)
         safe = {k: v if isinstance(v, Raw) else html.escape(str(v)) for k, v in params.items()}
         return template.format(**safe)
 

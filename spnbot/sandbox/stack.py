@@ -24,6 +24,7 @@ SHOP_ID = "4242"
 SHOP_SECRET = "sandbox-1plat-shop-secret"
 CRYPTO_TOKEN = "4242:SANDBOX-crypto-pay-token"
 ADMIN_ID = 900000001
+NEWS_CHANNEL = "@spn_news"
 
 
 class Sandbox:
@@ -41,6 +42,8 @@ class Sandbox:
             await emulator.start()
         # The operator has talked to the bot before, so admin notices can reach them.
         self.telegram.user(ADMIN_ID, first_name="Operator", language_code="ru")
+        # The operator's news channel exists (the gift checks membership in it).
+        self.telegram.set_chat_member(NEWS_CHANNEL, ADMIN_ID, "creator")
 
     async def stop(self) -> None:
         for emulator in (self.cryptopay, self.oneplat, self.panel, self.telegram):
@@ -78,7 +81,7 @@ class Sandbox:
             "web_port": 0,
             "support_url": "https://t.me/spn_support",
             "telegraph_agreement_url": "https://telegra.ph/SPN-agreement",
-            "news_channel_username": "@spn_news",
+            "news_channel_username": NEWS_CHANNEL,
             # Scripted users tap far faster than people; the flood guard has its own test.
             "throttle_rate": 100.0,
             "throttle_burst": 100,

@@ -281,6 +281,18 @@ class TelegramEmulator:
         """Press an inline callback button of the newest bot message that has it."""
         chat = self._chat(user_id)
         msg, button = find_button(chat, button_text, message_id, "callback_data")
+        return self._send_callback(chat, msg, button.text, button.callback_data or "")
+
+    async def press_data(self, user_id: int, data: str) -> str:
+        """Press a button carrying ``data`` on the newest bot message, as an old keyboard would."""
+        chat = self._chat(user_id)
+        alive = [m for m in chat.bot_messages.values() if not m.deleted]
+        if not alive:
+            raise LookupError(f"no bot message in chat {user_id} to press on")
+        return self._send_callback(chat, alive[-1], f"<{data}>", data)
+
+    def _send_callback(self, chat: ChatState, msg: SentMessage, label: str, data: str) -> str:
+        user_id = chat.id
         query_id = str(next(self._ids))
         self._state.callback_queries[query_id] = user_id
         query = {
@@ -288,9 +300,9 @@ class TelegramEmulator:
             "from": chat.user,
             "message": self._state.message_object(chat, msg),
             "chat_instance": str(-3_000_000_000 - user_id),
-            "data": button.callback_data,
+            "data": data,
         }
-        self._state.emit("user", user_id, "press", button.text, message_id=msg.message_id)
+        self._state.emit("user", user_id, "press", label, message_id=msg.message_id)
         self._state.push_update(user_id, "callback_query", query)
         return query_id
 
