@@ -7,21 +7,21 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram import Dispatcher
+from aiogram.fsm.storage.redis import RedisStorage
 from aiohttp import web
 
 from spnbot.bot.commands import register_commands
 from spnbot.bot.context import BotContext
+from spnbot.bot.factory import make_bot
 from spnbot.bot.notifier import BotNotifier
 from spnbot.bot.setup import build_dispatcher
 from spnbot.bot.texts import Texts
-from spnbot.config import TELEGRAM_API, ConfigError, Settings
+from spnbot.config import ConfigError, Settings
 from spnbot.jobs import queue
 from spnbot.jobs.listener import JobListener
 from spnbot.jobs.queue import ClaimedJob
@@ -31,6 +31,8 @@ from spnbot.payments.base import PaymentProvider
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.payments.oneplat import OnePlatProvider
 from spnbot.payments.stars import StarsProvider
+from spnbot.services.admin import AdminService
+from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
 from spnbot.services.grants import PANEL_SYNC
 from spnbot.services.notify import ADMIN_NOTICE, NOTIFY, AdminNoticeHandler, NotifyHandler
@@ -44,9 +46,15 @@ from spnbot.services.subscription import SubscriptionService
 from spnbot.services.users import UserService
 from spnbot.store import migrate
 from spnbot.store.db import Database
+from spnbot.store.instance_lock import InstanceLock
+from spnbot.web.metrics import Metrics, TelegramErrorCounter
 from spnbot.web.server import build_web_app
+from spnbot.web.telegram_webhook import mount_telegram_webhook
 
 log = logging.getLogger(__name__)
+
+# A conversation left half-way (e.g. the promo-code prompt) is forgotten after a day.
+STATE_TTL = timedelta(days=1)
 
 
 class Application:
@@ -59,20 +67,16 @@ class Application:
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner_web: web.AppRunner | None = None
         self._listener: JobListener | None = None
+        self._lock = InstanceLock(Path(str(self.db.url.database))) if self.db.is_sqlite else None
+        self.metrics = Metrics()
         self.port: int | None = None
 
     async def _build(self) -> None:
         s = self.settings
         # One client session for every outgoing call; TLS verification stays on (the default).
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        session = AiohttpSession()
-        if s.telegram_api_url != TELEGRAM_API:
-            session = AiohttpSession(api=TelegramAPIServer.from_base(s.telegram_api_url))
-        self.bot = Bot(
-            s.token,
-            session=session,
-            default=DefaultBotProperties(parse_mode="HTML"),
-        )
+        self.bot = make_bot(s)
+        self.bot.session.middleware(TelegramErrorCounter(self.metrics))
         self.texts = Texts(s.locales_dir)
         self.notifier = BotNotifier(self.bot, self.texts, s)
         assert s.remnawave_base_url and s.remnawave_api_token  # checked by require_for_run
@@ -117,9 +121,12 @@ class Application:
         self.runner = JobRunner(
             self.db,
             {
-                PANEL_SYNC: PanelSyncHandler(self.db, self.panel),
+                PANEL_SYNC: PanelSyncHandler(
+                    self.db, self.panel, observe=self.metrics.activation_seconds.observe
+                ),
                 NOTIFY: NotifyHandler(self.db, self.notifier),
                 ADMIN_NOTICE: AdminNoticeHandler(self.db, self.notifier, s.admins),
+                BROADCAST: BroadcastHandler(self.db, self.notifier),
             },
             on_give_up=self._job_gave_up,
         )
@@ -133,23 +140,43 @@ class Application:
             stars=StarsCheckout(self.db, self.confirmer),
             subscriptions=SubscriptionService(self.panel),
             rewards=RewardsService(self.db, gift_days=s.gift_days),
+            admin=AdminService(self.db),
+            broadcasts=BroadcastService(self.db),
         )
-        self.dp: Dispatcher = build_dispatcher(self.ctx)
+        self.storage = (
+            RedisStorage.from_url(s.redis_url, state_ttl=STATE_TTL, data_ttl=STATE_TTL)
+            if s.redis_url
+            else None
+        )
+        self.dp: Dispatcher = build_dispatcher(self.ctx, self.storage)
         self.web = build_web_app(
             db=self.db,
             confirmer=self.confirmer,
             oneplat=self.oneplat,
             cryptobot=self.cryptobot,
             oneplat_shop_id=s.oneplat_shop_id,
+            metrics=self.metrics,
         )
+        if s.telegram_webhook_url:
+            mount_telegram_webhook(
+                self.web,
+                dispatcher=self.dp,
+                bot=self.bot,
+                path=s.webhook_path,
+                secret=s.webhook_secret,
+            )
 
     async def start(self, *, apply_migrations: bool = True, polling: bool = True) -> None:
+        if self._lock is not None:
+            self._lock.acquire()
         await self._prepare_database(apply_migrations)
         await self._build()
         s = self.settings
         me = await self.bot.me()
         self.ctx.bot_username = me.username or ""
-        self._runner_web = web.AppRunner(self.web, handle_signals=False, access_log=None)
+        self._runner_web = web.AppRunner(
+            self.web, handle_signals=False, access_log=None, shutdown_timeout=5
+        )
         await self._runner_web.setup()
         site = web.TCPSite(self._runner_web, self.settings.web_host, self.settings.web_port)
         await site.start()
@@ -161,7 +188,15 @@ class Application:
         self._spawn(self._every(s.payment_check_interval, self.reconciler.run_once), "reconciler")
         self._spawn(self._every(s.reminder_interval, self.reminders.run_once), "reminders")
         self._spawn(self._register_commands(), "commands")
-        if polling:
+        if s.telegram_webhook_url:
+            # Every instance sets the same URL and secret; Telegram keeps one webhook.
+            await self.bot.set_webhook(
+                s.telegram_webhook_url,
+                secret_token=s.webhook_secret,
+                allowed_updates=self.dp.resolve_used_update_types(),
+            )
+        elif polling:
+            await self.bot.delete_webhook()  # polling and a webhook cannot coexist
             self._spawn(
                 self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False),
                 "polling",
@@ -226,6 +261,9 @@ class Application:
         if hasattr(self, "dp"):
             with contextlib.suppress(RuntimeError):
                 await self.dp.stop_polling()
+        if self._runner_web is not None:
+            await self._runner_web.cleanup()  # no new webhooks; in-flight ones finish
+            self._runner_web = None
         if hasattr(self, "runner"):
             await self.runner.stop(timeout=10)
         for task in self._tasks:
@@ -234,13 +272,16 @@ class Application:
         self._tasks.clear()
         if self._listener is not None:
             await self._listener.stop()
-        if self._runner_web is not None:
-            await self._runner_web.cleanup()
+        storage = getattr(self, "storage", None)
+        if storage is not None:
+            await storage.close()
         if hasattr(self, "bot"):
             await self.bot.session.close()
         if hasattr(self, "http"):
             await self.http.close()
         await self.db.dispose()
+        if self._lock is not None:
+            self._lock.release()
 
 
 def _short(exc: BaseException) -> str:

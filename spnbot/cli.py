@@ -91,7 +91,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
     # The ops tools print their own report; INFO logs (alembic's, ...) would only interleave.
     quiet = args.command in ("doctor", "send-test-callback") and settings.log_level == "INFO"
-    setup_logging("WARNING" if quiet else settings.log_level, settings.log_format)
+    setup_logging(
+        "WARNING" if quiet else settings.log_level,
+        settings.log_format,
+        secrets=settings.secret_values(),
+    )
     if args.command == "migrate":
         return await _migrate(settings)
     if args.command == "doctor":

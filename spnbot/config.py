@@ -6,8 +6,11 @@ A bad value stops the app with one line that names the variable (``ConfigError``
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -41,11 +44,16 @@ class Settings(BaseSettings):
     news_channel_username: str | None = None
     telegraph_agreement_url: str | None = None
     stars_enabled: bool = True
+    # Webhook mode (needed for several instances): Telegram posts updates to this HTTPS URL,
+    # whose path the app serves; unset = long polling.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None  # unset = derived from BOT_TOKEN
+    redis_url: str | None = Field(None, repr=False)  # FSM storage shared by instances
 
     # Remnawave panel
     remnawave_base_url: str | None = None
     remnawave_api_token: SecretStr | None = None
-    remnawave_api_version: Literal[2, 3] = 3
+    remnawave_api_version: int = 3  # 3 (current) or 2
     remnawave_api_key: SecretStr | None = None
     default_squad_uuid: str | None = None
 
@@ -129,6 +137,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "telegram_api_url",
+        "telegram_webhook_url",
         "remnawave_base_url",
         "cryptobot_api_url",
         "oneplat_base_url",
@@ -157,6 +166,13 @@ class Settings(BaseSettings):
         if not value:
             return None
         database_url_to_sqlalchemy(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("remnawave_api_version")
+    @classmethod
+    def _panel_version(cls, value: int) -> int:
+        if value not in (2, 3):
+            raise ValueError("must be 2 or 3 (the panel's major version)")
         return value
 
     @field_validator("log_level", mode="before")
@@ -196,6 +212,38 @@ class Settings(BaseSettings):
         if self.database_url:
             return database_url_to_sqlalchemy(self.database_url)
         return URL.create("sqlite+aiosqlite", database=str(self.data_dir / "spn.sqlite3"))
+
+    def secret_values(self) -> list[str]:
+        """Every secret's plain value, for the log redactor."""
+        values = [
+            v.get_secret_value()
+            for v in (
+                self.bot_token,
+                self.remnawave_api_token,
+                self.remnawave_api_key,
+                self.cryptobot_token,
+                self.oneplat_shop_secret,
+                self.telegram_webhook_secret,
+            )
+            if v is not None
+        ]
+        for url in (self.database_url, self.redis_url):
+            password = make_url(url).password if url else None
+            if password:
+                values.append(str(password))
+        return values
+
+    @property
+    def webhook_secret(self) -> str:
+        """The X-Telegram-Bot-Api-Secret-Token; derived from the token so instances agree."""
+        if self.telegram_webhook_secret is not None:
+            return self.telegram_webhook_secret.get_secret_value()
+        digest = hmac.new(self.token.encode(), b"spn-telegram-webhook", hashlib.sha256)
+        return digest.hexdigest()[:48]
+
+    @property
+    def webhook_path(self) -> str:
+        return urlsplit(self.telegram_webhook_url or "").path or "/telegram-webhook"
 
     @property
     def oneplat_enabled(self) -> bool:
@@ -252,6 +300,8 @@ def database_url_to_sqlalchemy(raw: str) -> URL:
 # Values never echoed in an error: secrets, and URLs that may carry a password.
 _HIDDEN_FIELDS = {
     "database_url",
+    "redis_url",
+    "telegram_webhook_secret",
     "bot_token",
     "remnawave_api_token",
     "remnawave_api_key",

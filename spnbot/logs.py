@@ -5,8 +5,33 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable
 
 CONTEXT_FIELDS = ("payment_id", "user_id", "provider", "via", "http_status", "new_expiry")
+
+
+class Redactor(logging.Filter):
+    """Masks known secrets wherever they appear (aiohttp errors quote Bot API URLs, which
+    carry the bot token)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            message = self.redact(record.getMessage())
+            if record.exc_info:
+                message += "\n" + self.redact(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+                record.exc_text = None
+            record.msg, record.args = message, None
+        return True
 
 
 class TextFormatter(logging.Formatter):
@@ -30,8 +55,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(Redactor(secrets))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from spnbot.bot.texts import Texts
 from spnbot.config import Settings
+from spnbot.services.admin import AdminService
+from spnbot.services.broadcast import BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
 from spnbot.services.purchase import PurchaseService
 from spnbot.services.rewards import RewardsService
@@ -24,6 +26,8 @@ class BotContext:
     stars: StarsCheckout
     subscriptions: SubscriptionService
     rewards: RewardsService
+    admin: AdminService
+    broadcasts: BroadcastService
     bot_username: str = ""
 
     def methods(self) -> list[tuple[str, str | None]]:

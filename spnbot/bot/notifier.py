@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -54,20 +56,17 @@ class BotNotifier:
 
     async def send(self, user_id: int, language: str, notice: Notice) -> None:
         text, markup = self.render(language, notice)
-        try:
+        async with _delivery_errors():
             await self._bot.send_message(
                 user_id, text, reply_markup=markup, disable_web_page_preview=True
             )
-        except TelegramForbiddenError as exc:
-            raise RecipientBlocked(str(exc)) from exc
-        except TelegramBadRequest as exc:
-            if "chat not found" in str(exc).lower():
-                raise RecipientBlocked(str(exc)) from exc
-            raise
-        except TelegramRetryAfter as exc:
-            raise DeliveryRetryLater(exc.retry_after) from exc
-        except (TelegramNetworkError, TelegramServerError) as exc:
-            raise DeliveryRetryLater(5) from exc
+
+    async def send_text(self, user_id: int, text: str) -> None:
+        """An admin's broadcast as typed: no parse mode, so "<" and "&" are plain characters."""
+        async with _delivery_errors():
+            await self._bot.send_message(
+                user_id, text, parse_mode=None, disable_web_page_preview=True
+            )
 
     async def send_stars_invoice(
         self, chat_id: int, *, title: str, description: str, payload: str, stars: int
@@ -81,3 +80,20 @@ class BotNotifier:
             prices=[LabeledPrice(label=title, amount=stars)],
         )
         return message.message_id
+
+
+@contextlib.asynccontextmanager
+async def _delivery_errors() -> AsyncIterator[None]:
+    """Telegram's failures in the services' terms: blocked for good, or try again later."""
+    try:
+        yield
+    except TelegramForbiddenError as exc:
+        raise RecipientBlocked(str(exc)) from exc
+    except TelegramBadRequest as exc:
+        if "chat not found" in str(exc).lower():
+            raise RecipientBlocked(str(exc)) from exc
+        raise
+    except TelegramRetryAfter as exc:
+        raise DeliveryRetryLater(exc.retry_after) from exc
+    except (TelegramNetworkError, TelegramServerError) as exc:
+        raise DeliveryRetryLater(5) from exc

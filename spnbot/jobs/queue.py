@@ -145,3 +145,29 @@ async def next_due(session: AsyncSession) -> datetime | None:
 async def counts(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
     return {status: n for status, n in rows.all()}
+
+
+async def extend_lease(session: AsyncSession, job_id: int, lease: timedelta) -> None:
+    """A long job (a broadcast) says it is alive, so no other runner reclaims it."""
+    now = utcnow()
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(locked_until=now + lease, updated_at=now)
+    )
+
+
+async def release(session: AsyncSession, job_id: int) -> None:
+    """Hand a job interrupted by a shutdown back at once, without counting the attempt."""
+    now = utcnow()
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(
+            status=JobStatus.PENDING,
+            run_after=now,
+            locked_until=None,
+            attempts=Job.attempts - 1,
+            updated_at=now,
+        )
+    )

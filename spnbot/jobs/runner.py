@@ -41,7 +41,7 @@ class JobRunner:
         self._idle_poll = idle_poll
         self._on_give_up = on_give_up
         self._wake = asyncio.Event()
-        self._active: set[asyncio.Task[None]] = set()
+        self._active: dict[asyncio.Task[None], int] = {}  # task → job id
         self._stopping = False
 
     def wake(self) -> None:
@@ -66,7 +66,7 @@ class JobRunner:
                 claimed = len(jobs)
                 for job in jobs:
                     task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
-                    self._active.add(task)
+                    self._active[task] = job.id
                     task.add_done_callback(self._done)
             if claimed and claimed == free:
                 continue  # there may be more due right now
@@ -86,7 +86,7 @@ class JobRunner:
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._active.discard(task)
+        self._active.pop(task, None)
         self._wake.set()  # a slot is free
 
     async def _execute(self, job: ClaimedJob) -> None:
@@ -113,8 +113,13 @@ class JobRunner:
         self._stopping = True
         self._wake.set()
         if self._active:
-            _done, pending = await asyncio.wait(self._active, timeout=timeout)
+            jobs = dict(self._active)
+            _done, pending = await asyncio.wait(jobs, timeout=timeout)
             for task in pending:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.gather(*pending, return_exceptions=True)
+            # Unfinished jobs go straight back to the queue instead of waiting out their lease.
+            async with self._db.transaction() as session:
+                for task in pending:
+                    await queue.release(session, jobs[task])

@@ -8,12 +8,10 @@ a timeout, so an unreachable host costs seconds, not minutes; secrets never reac
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramNetworkError,
@@ -24,7 +22,8 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
-from spnbot.config import TELEGRAM_API, Settings
+from spnbot.bot.factory import make_bot
+from spnbot.config import Settings
 from spnbot.ops.common import missing_sqlite_file, short_error
 from spnbot.panel.base import PanelAuthError, PanelError, PanelUnavailable
 from spnbot.panel.remnawave import RemnawaveClient
@@ -35,6 +34,7 @@ from spnbot.store import migrate
 from spnbot.store.db import Database, uses_transaction_pooler
 
 CHECK_TIMEOUT = 10.0
+log = logging.getLogger(__name__)
 Out = Callable[[str], None]
 
 
@@ -78,6 +78,7 @@ async def _run_one(
         say(f"FAIL {name}: no answer within {timeout:g} s — hint: {unanswered_hint}")
         return False
     except Exception as exc:  # an unexpected failure is still one line, not a traceback
+        log.debug("check %s failed", name, exc_info=True)
         say(f"FAIL {name}: {short_error(exc)} — hint: {unanswered_hint}")
         return False
     say(f"ok   {name}: {detail}")
@@ -179,11 +180,7 @@ class _Doctor:
         s = self.settings
         if s.bot_token is None:
             raise CheckFailed("BOT_TOKEN is not set", "set BOT_TOKEN to the token @BotFather gave")
-        # The same session set-up as app.py: a custom Bot API server when one is configured.
-        session = AiohttpSession()
-        if s.telegram_api_url != TELEGRAM_API:
-            session = AiohttpSession(api=TelegramAPIServer.from_base(s.telegram_api_url))
-        bot = Bot(s.bot_token.get_secret_value(), session=session)
+        bot = make_bot(s)  # the same Bot API server set-up as the app
         try:
             me = await bot.get_me()
             webhook = await bot.get_webhook_info()
@@ -205,7 +202,8 @@ class _Doctor:
             mode = f"webhook {webhook.url} ({webhook.pending_update_count} pending"
             if webhook.last_error_message:
                 mode += f", last error: {webhook.last_error_message}"
-            mode += ")"
+            # The app only polls today, and getUpdates is refused while a webhook is set.
+            mode += "; spnbot run polls: deleteWebhook first)"
         else:
             mode = "long polling"
         return f"@{me.username} (id {me.id}); {mode}"

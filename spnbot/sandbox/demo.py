@@ -101,7 +101,7 @@ async def _play(j: Journey) -> None:
     async def oneplat_pays() -> None:
         payment = await j.payment("oneplat")
         mark = tg.mark(CUSTOMER)
-        result = await j.sandbox.oneplat.pay(payment.external_id)
+        result = await j.sandbox.oneplat.pay(str(payment.external_id))
         j.out(f"   1Plat callback → SPN answered HTTP {result.status}")
         if result.status != 200:
             raise StepFailed(f"callback answered {result.status}: {result.text}")
@@ -123,7 +123,7 @@ async def _play(j: Journey) -> None:
     async def crypto_pays() -> None:
         payment = await j.payment("cryptobot")
         mark = tg.mark(CUSTOMER)
-        result = await j.sandbox.cryptopay.pay(int(payment.external_id))
+        result = await j.sandbox.cryptopay.pay(int(str(payment.external_id)))
         j.out(f"   Crypto Pay webhook → SPN answered HTTP {result.status}")
         await tg.wait_for_message(CUSTOMER, contains="Оплата прошла успешно", after=mark)
         end = await j.expiry()
@@ -156,12 +156,16 @@ async def _play(j: Journey) -> None:
 
 async def run_demo(*, quiet: bool = False) -> int:
     setup_logging("WARNING")
-    out = (lambda _s: None) if quiet else (lambda s: print(s, flush=True))
+
+    def out(line: str) -> None:
+        if not quiet:
+            print(line, flush=True)
+
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="spn-demo-") as tmp:
         database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"
         async with Sandbox() as sandbox:
-            sandbox.telegram.on_event = lambda ev: out(_describe(ev))
+            sandbox.telegram.on_event = lambda event: out(_describe(event))
             settings = sandbox.settings(database_url=database_url, data_dir=Path(tmp))
             try:
                 app = await sandbox.start_app(settings)

@@ -78,6 +78,7 @@ async def grant_days(
             "days": days,
             "notify": notify,
             "notify_params": notify_params or {},
+            "granted_at": now.isoformat(),
         },
         dedup_key=f"sync:grant:{grant_id}",
     )

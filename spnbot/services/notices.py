@@ -57,3 +57,10 @@ class Notifier(Protocol):
     async def send(self, user_id: int, language: str, notice: Notice) -> None:
         """Deliver one notice. Raises RecipientBlocked or DeliveryRetryLater."""
         ...
+
+
+class TextSender(Protocol):
+    async def send_text(self, user_id: int, text: str) -> None:
+        """Deliver an admin's text as is (no markup). Raises RecipientBlocked or
+        DeliveryRetryLater."""
+        ...

@@ -29,11 +29,17 @@ def panel_username(telegram_id: int) -> str:
 
 class PanelSyncHandler:
     def __init__(
-        self, db: Database, panel: Panel, *, clock: Callable[[], datetime] = utcnow
+        self,
+        db: Database,
+        panel: Panel,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        observe: Callable[[float], None] | None = None,
     ) -> None:
         self._db = db
         self._panel = panel
         self._clock = clock
+        self._observe = observe  # confirmation → activation seconds, for metrics
 
     async def __call__(self, job: ClaimedJob) -> None:
         user_id = int(job.payload["user_id"])
@@ -69,6 +75,10 @@ class PanelSyncHandler:
                     dedup_key=f"notify:grant:{job.payload['grant_id']}",
                 )
             await queue.finish(session, job.id)
+        granted_at = job.payload.get("granted_at")
+        if self._observe is not None and granted_at:
+            since = self._clock() - datetime.fromisoformat(granted_at)
+            self._observe(since.total_seconds())
 
     async def _converge(self, user_id: int) -> PanelUser | None:
         panel_user: PanelUser | None = None

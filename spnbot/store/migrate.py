@@ -22,7 +22,7 @@ def alembic_config() -> Config:
     return cfg
 
 
-def _head() -> str | None:
+def head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -34,7 +34,7 @@ async def current_revision(db: Database) -> str | None:
 
 
 async def pending(db: Database) -> bool:
-    return await current_revision(db) != _head()
+    return await current_revision(db) != head()
 
 
 async def upgrade(db: Database) -> tuple[str | None, str | None]:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from spnbot.payments.base import WebhookRejected, WebhookVerifier
 from spnbot.services.confirm import Outcome, PaymentConfirmer
+from spnbot.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,14 @@ async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
 
 
 def payment_webhook(
-    provider: str, verifier: WebhookVerifier, confirmer: PaymentConfirmer
+    provider: str, verifier: WebhookVerifier, confirmer: PaymentConfirmer, metrics: Metrics
 ) -> Handler:
     async def handle(request: web.Request) -> web.Response:
+        response = await _handle(request)
+        metrics.webhook_answers.labels(provider, str(response.status)).inc()
+        return response
+
+    async def _handle(request: web.Request) -> web.Response:
         if request.content_type != "application/json":
             return _answer(400, "content type must be application/json")
         try:

@@ -10,6 +10,7 @@ from aiohttp import web
 from spnbot.payments.base import WebhookVerifier
 from spnbot.services.confirm import PaymentConfirmer
 from spnbot.store.db import Database
+from spnbot.web.metrics import Metrics
 from spnbot.web.payment_webhooks import payment_webhook
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,15 @@ def build_web_app(
     oneplat: WebhookVerifier | None,
     cryptobot: WebhookVerifier | None,
     oneplat_shop_id: str | None,
+    metrics: Metrics,
 ) -> web.Application:
     app = web.Application(middlewares=[_fault_barrier])
     if oneplat is not None:
-        app.router.add_post(ONEPLAT_PATH, payment_webhook("oneplat", oneplat, confirmer))
+        app.router.add_post(ONEPLAT_PATH, payment_webhook("oneplat", oneplat, confirmer, metrics))
     if cryptobot is not None:
-        app.router.add_post(CRYPTOBOT_PATH, payment_webhook("cryptobot", cryptobot, confirmer))
+        app.router.add_post(
+            CRYPTOBOT_PATH, payment_webhook("cryptobot", cryptobot, confirmer, metrics)
+        )
     if oneplat_shop_id:
 
         async def domain_verification(_request: web.Request) -> web.Response:
@@ -60,4 +64,5 @@ def build_web_app(
         return web.json_response({"status": "ok", "database": "ok"})
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics.handler(db))
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.types import CallbackQuery
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 
 from spnbot.bot import callbacks as cb
 from spnbot.bot import keyboards
@@ -62,7 +62,7 @@ async def pay(query: CallbackQuery, callback_data: cb.PayCb, ctx: BotContext, la
 
 def _invoice_screen(
     ctx: BotContext, lang: str, provider: str, result: PurchaseResult
-) -> tuple[str, keyboards.InlineKeyboardMarkup]:
+) -> tuple[str, InlineKeyboardMarkup]:
     tariff = result.tariff
     if provider == "stars":
         return ctx.texts(lang, "invoice_stars", amount=result.amount), keyboards.back(

@@ -1,0 +1,298 @@
+"""An admin's message to many users: a durable job that pages, paces and resumes, never repeats.
+
+Progress lives in the ``broadcasts`` row. Each batch's sends are followed by one transaction that
+moves the cursor past the batch and adds its counts, so a restart resumes after the last
+committed batch. Only a hard crash in the middle of a batch can send that batch's first part
+again; a graceful stop commits what was sent before it lets go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from spnbot.domain.expiry import utcnow
+from spnbot.jobs import queue
+from spnbot.jobs.queue import ClaimedJob
+from spnbot.jobs.runner import PermanentJobError
+from spnbot.services.notices import DeliveryRetryLater, Notice, RecipientBlocked, TextSender
+from spnbot.services.notify import NOTIFY, notify_payload
+from spnbot.store.db import Database
+from spnbot.store.models import Broadcast, User
+
+log = logging.getLogger(__name__)
+
+BROADCAST = "broadcast"
+RUNNING = "running"
+DONE = "done"
+# Telegram refuses longer texts; better to say so to the admin than to fail every send.
+MAX_TEXT = 4096
+# A user who still gets 429 after this many waits pauses the whole job (it resumes later);
+# so does a wait longer than MAX_WAIT, which would outlast the job's lease.
+MAX_RETRIES = 3
+MAX_WAIT = 60.0
+
+
+class Audience(enum.StrEnum):
+    ALL = "all"
+    ACTIVE = "active"  # subscription running when the admin sent it
+    EXPIRED = "expired"  # had a subscription, and it had ended when the admin sent it
+
+
+class BroadcastService:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def start(self, admin_id: int, audience: Audience | str, text: str) -> int:
+        """Record the broadcast and its job together: either both exist or neither."""
+        audience = Audience(audience)
+        if not text.strip() or len(text) > MAX_TEXT:
+            raise ValueError(f"broadcast text must be 1..{MAX_TEXT} characters")
+        async with self._db.transaction() as session:
+            row = Broadcast(
+                created_by=admin_id,
+                audience=audience,
+                text=text,
+                status=RUNNING,
+                cursor=0,
+                delivered=0,
+                blocked=0,
+                failed=0,
+                created_at=self._clock(),
+            )
+            session.add(row)
+            await session.flush()
+            await queue.enqueue(
+                session, BROADCAST, {"broadcast_id": row.id}, dedup_key=f"broadcast:{row.id}"
+            )
+        log.info("admin %s started broadcast %s to %s", admin_id, row.id, audience)
+        return row.id
+
+
+class Pacer:
+    """Spaces sends at least 1/rate apart; one per handler, so concurrent broadcasts share it."""
+
+    def __init__(
+        self,
+        rate_per_sec: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleeper: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate_per_sec
+        self._clock = clock
+        self._sleep = sleeper
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = self._clock()
+        slot = max(now, self._next)
+        self._next = slot + self._interval  # reserved before sleeping: no two callers share it
+        if slot > now:
+            await self._sleep(slot - now)
+
+    def hold(self, seconds: float) -> None:
+        """Telegram's flood control is per bot: after a 429 nobody sends until it has passed."""
+        self._next = max(self._next, self._clock() + seconds)
+
+
+@dataclass
+class _Tally:
+    cursor: int
+    delivered: int = 0
+    blocked: int = 0
+    failed: int = 0
+    blocked_ids: list[int] = field(default_factory=list)
+
+
+class _Paused(Exception):
+    """Telegram kept asking us to wait: stop here, keep what is done, let the job retry later."""
+
+
+class _Superseded(Exception):
+    """Another runner moved this broadcast on (our lease ran out): it owns the rest."""
+
+
+class BroadcastHandler:
+    """The ``broadcast`` job: sends the text to each recipient once, in ``tg_id`` order."""
+
+    def __init__(
+        self,
+        db: Database,
+        sender: TextSender,
+        *,
+        rate_per_sec: float = 25,
+        batch: int = 100,
+        progress_every: int = 10,
+        lease: timedelta = timedelta(minutes=5),
+        clock: Callable[[], datetime] = utcnow,
+        ticker: Callable[[], float] = time.monotonic,
+        sleeper: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._db = db
+        self._sender = sender
+        self._batch = batch
+        self._progress_every = progress_every
+        self._lease = lease
+        self._clock = clock
+        self._pacer = Pacer(rate_per_sec, clock=ticker, sleeper=sleeper)
+
+    async def __call__(self, job: ClaimedJob) -> None:
+        broadcast_id = int(job.payload["broadcast_id"])
+        async with self._db.transaction() as session:
+            row = await session.get(Broadcast, broadcast_id)
+        if row is None:
+            raise PermanentJobError(f"broadcast {broadcast_id} does not exist")
+        try:
+            await self._run(row, job)
+        except _Superseded:
+            log.warning("broadcast %s is being sent by another runner", broadcast_id)
+
+    async def _run(self, row: Broadcast, job: ClaimedJob) -> None:
+        cursor, batches = row.cursor, 0
+        while row.status == RUNNING:
+            recipients = await self._page(row, cursor)
+            if not recipients:
+                await self._finish(row)
+                return
+            tally = _Tally(cursor)
+            try:
+                for user_id in recipients:
+                    await self._deliver(user_id, row.text, tally)
+            except _Paused:
+                await self._commit(row, job, cursor, tally)  # the runner retries with backoff
+                raise
+            except asyncio.CancelledError:
+                # Shutting down: keep what was sent and hand the job to the next process now.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._commit(row, job, cursor, tally, release=True))
+                raise
+            batches += 1
+            progress = batches % self._progress_every == 0
+            await self._commit(row, job, cursor, tally, progress=progress)
+            cursor = tally.cursor
+
+    async def _page(self, row: Broadcast, cursor: int) -> list[int]:
+        stmt = (
+            select(User.tg_id)
+            .where(User.tg_id > cursor, User.blocked_at.is_(None))
+            .order_by(User.tg_id)
+            .limit(self._batch)
+        )
+        # Judged at the moment the admin sent it, not when the job reaches this page.
+        if row.audience == Audience.ACTIVE:
+            stmt = stmt.where(User.expires_at > row.created_at)
+        elif row.audience == Audience.EXPIRED:
+            stmt = stmt.where(User.expires_at.is_not(None), User.expires_at <= row.created_at)
+        async with self._db.transaction() as session:
+            return list((await session.execute(stmt)).scalars())
+
+    async def _deliver(self, user_id: int, text: str, tally: _Tally) -> None:
+        for attempt in range(MAX_RETRIES + 1):
+            await self._pacer.wait()
+            try:
+                await self._sender.send_text(user_id, text)
+            except RecipientBlocked:
+                tally.blocked += 1
+                tally.blocked_ids.append(user_id)
+            except DeliveryRetryLater as exc:
+                if attempt == MAX_RETRIES or exc.retry_after > MAX_WAIT:
+                    raise _Paused(f"told to wait {exc.retry_after}s at user {user_id}") from exc
+                self._pacer.hold(exc.retry_after)
+                continue
+            except Exception:
+                log.warning("broadcast to %s failed", user_id, exc_info=True)
+                tally.failed += 1
+            else:
+                tally.delivered += 1
+            tally.cursor = user_id
+            return
+
+    async def _commit(
+        self,
+        row: Broadcast,
+        job: ClaimedJob,
+        cursor: int,
+        tally: _Tally,
+        *,
+        progress: bool = False,
+        release: bool = False,
+    ) -> None:
+        """The batch's results, the new cursor and a fresh job lease, all in one transaction."""
+        now = self._clock()
+        async with self._db.transaction() as session:
+            moved = await session.execute(
+                update(Broadcast)
+                .where(
+                    Broadcast.id == row.id,
+                    Broadcast.status == RUNNING,
+                    Broadcast.cursor == cursor,  # compare-and-set: one runner per broadcast
+                )
+                .values(
+                    cursor=tally.cursor,
+                    delivered=Broadcast.delivered + tally.delivered,
+                    blocked=Broadcast.blocked + tally.blocked,
+                    failed=Broadcast.failed + tally.failed,
+                )
+                .returning(Broadcast.delivered, Broadcast.blocked, Broadcast.failed)
+            )
+            totals = moved.one_or_none()
+            if totals is None:
+                raise _Superseded(f"broadcast {row.id} moved on without us")
+            if tally.blocked_ids:  # same as notify.mark_blocked, but with the batch it belongs to
+                await session.execute(
+                    update(User).where(User.tg_id.in_(tally.blocked_ids)).values(blocked_at=now)
+                )
+            if release:  # a stopping process hands the job straight to the next one
+                await queue.release(session, job.id)
+            else:  # the runner's lease is shorter than a long broadcast
+                await queue.extend_lease(session, job.id, self._lease)
+            if progress:
+                await self._tell_admin(
+                    session, row, "admin_broadcast_progress", totals, f"{tally.cursor}"
+                )
+
+    async def _finish(self, row: Broadcast) -> None:
+        async with self._db.transaction() as session:
+            done = await session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == row.id, Broadcast.status == RUNNING)
+                .values(status=DONE, finished_at=self._clock())
+                .returning(Broadcast.delivered, Broadcast.blocked, Broadcast.failed)
+            )
+            totals = done.one_or_none()
+            if totals is not None:
+                await self._tell_admin(session, row, "admin_broadcast_done", totals, "done")
+        if totals is not None:
+            log.info("broadcast %s done: %s delivered, %s blocked, %s failed", row.id, *totals)
+
+    async def _tell_admin(
+        self,
+        session: AsyncSession,
+        row: Broadcast,
+        template: str,
+        totals: tuple[int, int, int],
+        stage: str,
+    ) -> None:
+        """A durable notice in the admin's language, committed with the numbers it reports."""
+        delivered, blocked, failed = totals
+        notice = Notice(
+            template,
+            {"id": row.id, "delivered": delivered, "blocked": blocked, "failed": failed},
+        )
+        await queue.enqueue(
+            session,
+            NOTIFY,
+            notify_payload(row.created_by, notice),
+            dedup_key=f"broadcast:{row.id}:{stage}",
+        )
