@@ -22,14 +22,12 @@ from spnbot.bot.notifier import BotNotifier
 from spnbot.bot.setup import build_dispatcher
 from spnbot.bot.texts import Texts
 from spnbot.config import ConfigError, Settings
+from spnbot.integrations import make_cryptobot, make_oneplat, make_panel
 from spnbot.jobs import queue
 from spnbot.jobs.listener import JobListener
 from spnbot.jobs.queue import ClaimedJob
 from spnbot.jobs.runner import JobRunner
-from spnbot.panel.remnawave import RemnawaveClient
 from spnbot.payments.base import PaymentProvider
-from spnbot.payments.cryptobot import CryptoBotProvider
-from spnbot.payments.oneplat import OnePlatProvider
 from spnbot.payments.stars import StarsProvider
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
@@ -79,35 +77,16 @@ class Application:
         self.bot.session.middleware(TelegramErrorCounter(self.metrics))
         self.texts = Texts(s.locales_dir)
         self.notifier = BotNotifier(self.bot, self.texts, s)
-        assert s.remnawave_base_url and s.remnawave_api_token  # checked by require_for_run
-        self.panel = RemnawaveClient(
-            self.http,
-            base_url=s.remnawave_base_url,
-            token=s.remnawave_api_token.get_secret_value(),
-            api_version=s.remnawave_api_version,
-            squad_uuid=s.default_squad_uuid,
-            api_key=s.remnawave_api_key.get_secret_value() if s.remnawave_api_key else None,
-        )
-        self.providers: dict[str, PaymentProvider] = {}
-        self.oneplat: OnePlatProvider | None = None
-        self.cryptobot: CryptoBotProvider | None = None
-        if s.oneplat_enabled:
-            assert s.oneplat_shop_id and s.oneplat_shop_secret
-            self.oneplat = OnePlatProvider(
-                self.http,
-                base_url=s.oneplat_base_url,
-                shop_id=s.oneplat_shop_id,
-                secret=s.oneplat_shop_secret.get_secret_value(),
-            )
-            self.providers["oneplat"] = self.oneplat
-        if s.cryptobot_token is not None:
-            self.cryptobot = CryptoBotProvider(
-                self.http,
-                api_url=s.cryptobot_api_url,
-                token=s.cryptobot_token.get_secret_value(),
-                accepted_assets=s.cryptobot_assets,
-            )
-            self.providers["cryptobot"] = self.cryptobot
+        panel = make_panel(s, self.http)
+        assert panel is not None  # require_for_run checked its settings
+        self.panel = panel
+        self.oneplat = make_oneplat(s, self.http)
+        self.cryptobot = make_cryptobot(s, self.http)
+        self.providers: dict[str, PaymentProvider] = {
+            name: provider
+            for name, provider in (("oneplat", self.oneplat), ("cryptobot", self.cryptobot))
+            if provider is not None
+        }
         if s.stars_enabled:
             self.providers["stars"] = StarsProvider(self.notifier)
 

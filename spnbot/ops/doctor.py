@@ -24,12 +24,10 @@ from sqlalchemy.engine import URL
 
 from spnbot.bot.factory import make_bot
 from spnbot.config import Settings
+from spnbot.integrations import make_cryptobot, make_oneplat, make_panel
 from spnbot.ops.common import missing_sqlite_file, short_error
 from spnbot.panel.base import PanelAuthError, PanelError, PanelUnavailable
-from spnbot.panel.remnawave import RemnawaveClient
 from spnbot.payments.base import ProviderError
-from spnbot.payments.cryptobot import CryptoBotProvider
-from spnbot.payments.oneplat import OnePlatProvider
 from spnbot.store import migrate
 from spnbot.store.db import Database, uses_transaction_pooler
 
@@ -215,15 +213,8 @@ class _Doctor:
                 "REMNAWAVE_BASE_URL and REMNAWAVE_API_TOKEN are required",
                 "set both in .env (the token: panel → API tokens)",
             )
-        client = RemnawaveClient(
-            self.http,
-            base_url=s.remnawave_base_url,
-            token=s.remnawave_api_token.get_secret_value(),
-            api_version=s.remnawave_api_version,
-            squad_uuid=s.default_squad_uuid,
-            api_key=s.remnawave_api_key.get_secret_value() if s.remnawave_api_key else None,
-            timeout=self.timeout,
-        )
+        client = make_panel(s, self.http, timeout=self.timeout)
+        assert client is not None  # both settings checked just above
         squad = s.default_squad_uuid
         try:
             if squad:
@@ -257,15 +248,9 @@ class _Doctor:
 
     async def oneplat(self) -> str:
         s = self.settings
-        if not (s.oneplat_shop_id and s.oneplat_shop_secret):
+        provider = make_oneplat(s, self.http, timeout=self.timeout)
+        if provider is None:
             raise NotConfigured
-        provider = OnePlatProvider(
-            self.http,
-            base_url=s.oneplat_base_url,
-            shop_id=s.oneplat_shop_id,
-            secret=s.oneplat_shop_secret.get_secret_value(),
-            timeout=self.timeout,
-        )
         try:
             shop = await provider.ping()
         except ProviderError as exc:
@@ -285,14 +270,9 @@ class _Doctor:
 
     async def cryptobot(self) -> str:
         s = self.settings
-        if s.cryptobot_token is None:
+        provider = make_cryptobot(s, self.http, timeout=self.timeout)
+        if provider is None:
             raise NotConfigured
-        provider = CryptoBotProvider(
-            self.http,
-            api_url=s.cryptobot_api_url,
-            token=s.cryptobot_token.get_secret_value(),
-            timeout=self.timeout,
-        )
         try:
             me = await provider.ping()
         except ProviderError as exc:

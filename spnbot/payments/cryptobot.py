@@ -27,6 +27,7 @@ from spnbot.payments.base import (
     StatusReport,
     WebhookRejected,
 )
+from spnbot.payments.http import request_json
 
 STATUSES: Final[Mapping[str, ProviderStatus]] = {
     "active": ProviderStatus.PENDING,
@@ -166,24 +167,15 @@ class CryptoBotProvider:
         )
 
     async def _call(self, method: str, params: Mapping[str, Any]) -> Any:
-        headers = {"Crypto-Pay-API-Token": self._token}
-        try:
-            async with self._session.post(
-                f"{self._api_url}/{method}", json=params, headers=headers, timeout=self._timeout
-            ) as response:
-                http_status = response.status
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ProviderError(f"Crypto Pay unreachable: {exc!r}", retryable=True) from exc
-        try:
-            data = json.loads(raw)  # a bad encoding is a ValueError too
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            retryable = http_status >= 500 or http_status == 429
-            raise ProviderError(
-                f"Crypto Pay {method}: HTTP {http_status}, unreadable answer", retryable=retryable
-            )
+        http_status, data = await request_json(
+            self._session,
+            "POST",
+            f"{self._api_url}/{method}",
+            service=f"Crypto Pay {method}",
+            headers={"Crypto-Pay-API-Token": self._token},
+            timeout=self._timeout,
+            body=params,
+        )
         if data.get("ok") is not True:
             error = data.get("error")
             error = error if isinstance(error, dict) else {}

@@ -30,6 +30,7 @@ from spnbot.payments.base import (
     StatusReport,
     WebhookRejected,
 )
+from spnbot.payments.http import request_json
 
 METHODS: Final = frozenset({"card", "sbp"})
 STATUSES: Final[Mapping[int, ProviderStatus]] = {
@@ -179,24 +180,15 @@ class OnePlatProvider:
     async def _call(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, *, lookup: bool = False
     ) -> dict[str, Any]:
-        headers = {"x-shop": self._shop_id, "x-secret": self._secret}
-        try:
-            async with self._session.request(
-                method, self._base_url + path, json=body, headers=headers, timeout=self._timeout
-            ) as response:
-                http_status = response.status
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ProviderError(f"1Plat unreachable: {exc!r}", retryable=True) from exc
-        try:
-            data = json.loads(raw)  # a bad encoding is a ValueError too
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            retryable = http_status >= 500 or http_status == 429
-            raise ProviderError(
-                f"1Plat: HTTP {http_status}, unreadable answer", retryable=retryable
-            )
+        http_status, data = await request_json(
+            self._session,
+            method,
+            self._base_url + path,
+            service="1Plat",
+            headers={"x-shop": self._shop_id, "x-secret": self._secret},
+            timeout=self._timeout,
+            body=body,
+        )
         if lookup and (http_status == 404 or (http_status < 300 and not data.get("success"))):
             raise _NotFound
         if http_status >= 300 or not data.get("success"):

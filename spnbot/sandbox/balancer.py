@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from types import TracebackType
-from typing import Self
 
 import aiohttp
 from aiohttp import web
+
+from spnbot.sandbox.lifecycle import StartStop
 
 # Hop-by-hop headers are the proxy's own business, not the upstream's.
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
-class Balancer:
+class Balancer(StartStop):
     def __init__(self, targets: list[str], *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.targets = list(targets)
         self._turn = itertools.count()
@@ -41,15 +41,6 @@ class Balancer:
             await self._client.close()
         if self._runner is not None:
             await self._runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._client is not None

@@ -20,11 +20,12 @@ import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import web
+
+from spnbot.sandbox.lifecycle import StartStop
 
 ASSETS = ("USDT", "TON", "BTC", "ETH", "LTC", "BNB", "TRX", "USDC")
 FIATS = ("RUB", "USD", "EUR", "UAH", "KZT")
@@ -48,7 +49,7 @@ class ApiError(Exception):
         self.name = name
 
 
-class CryptoPayEmulator:
+class CryptoPayEmulator(StartStop):
     def __init__(
         self,
         *,
@@ -94,18 +95,6 @@ class CryptoPayEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- API -----------------------------------------------------------------------------
 

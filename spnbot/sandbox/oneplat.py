@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
+
+from spnbot.sandbox.lifecycle import StartStop
 
 NOTES: dict[str, dict[str, Any]] = {
     "card": {"pan": "2200 7001 2345 6789", "bank": "Т-Банк", "fio": "Иван И.", "currency": "RUB"},
@@ -81,7 +82,7 @@ class EmulatedOrder:
         }
 
 
-class OnePlatEmulator:
+class OnePlatEmulator(StartStop):
     def __init__(
         self,
         *,
@@ -136,18 +137,6 @@ class OnePlatEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- API -----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from spnbot.sandbox.lifecycle import StartStop
 from spnbot.sandbox.remnawave_users import (
     UPDATABLE,
     is_int,
@@ -57,7 +58,7 @@ class _Reply(Exception):
         self.body = body
 
 
-class RemnawaveEmulator:
+class RemnawaveEmulator(StartStop):
     """One panel of either line. Introspection for tests and benchmarks: `users` (keyed like
     PanelUser.ref), `find_user()`, `requests`, `expiry_updates`, `creates`, `failure_count`;
     `set_failure()` switches faults on and off, `reset()` forgets everything."""
@@ -114,13 +115,6 @@ class RemnawaveEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> RemnawaveEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:

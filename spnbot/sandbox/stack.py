@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from pydantic import SecretStr
 
 from spnbot.app import Application
 from spnbot.config import Settings
 from spnbot.sandbox.cryptopay import CryptoPayEmulator
+from spnbot.sandbox.lifecycle import StartStop
 from spnbot.sandbox.oneplat import OnePlatEmulator
 from spnbot.sandbox.remnawave import RemnawaveEmulator
 from spnbot.sandbox.telegram import TelegramEmulator
@@ -27,7 +27,7 @@ ADMIN_ID = 900000001
 NEWS_CHANNEL = "@spn_news"
 
 
-class Sandbox:
+class Sandbox(StartStop):
     """The emulated outside world. ``async with Sandbox() as sb`` starts and stops it."""
 
     def __init__(self, *, panel_version: int = 3, bot_token: str = BOT_TOKEN) -> None:
@@ -49,18 +49,6 @@ class Sandbox:
         for emulator in (self.cryptopay, self.oneplat, self.panel, self.telegram):
             with contextlib.suppress(Exception):
                 await emulator.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def settings(self, *, database_url: str | None, data_dir: Path, **overrides: Any) -> Settings:
         values: dict[str, Any] = {

@@ -16,11 +16,11 @@ import itertools
 import logging
 from collections import Counter
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
+from spnbot.sandbox.lifecycle import StartStop
 from spnbot.sandbox.telegram_actions import (
     find_button,
     newest_invoice,
@@ -62,7 +62,7 @@ _INTERNAL_ERROR = {"ok": False, "error_code": 500, "description": "Internal Serv
 log = logging.getLogger(__name__)
 
 
-class TelegramEmulator:
+class TelegramEmulator(StartStop):
     def __init__(
         self,
         *,
@@ -140,18 +140,6 @@ class TelegramEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _not_found(self, request: web.Request) -> web.Response:
         return web.json_response(_NOT_FOUND, status=404)
