@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from spnbot.domain.expiry import utcnow
 from spnbot.jobs.queue import ClaimedJob
@@ -63,8 +63,14 @@ class AdminNoticeHandler:
 
     async def __call__(self, job: ClaimedJob) -> None:
         notice = Notice.from_payload(job.payload)
+        async with self._db.transaction() as session:
+            known = await session.execute(
+                select(User.tg_id, User.language).where(User.tg_id.in_(self._admins))
+            )
+            languages = {tg_id: language for tg_id, language in known.all()}
         for admin in self._admins:
             try:
-                await self._notifier.send(admin, "ru", notice)
+                # An admin who never opened the bot as a user hears the default language.
+                await self._notifier.send(admin, languages.get(admin, "ru"), notice)
             except RecipientBlocked:
                 log.warning("admin %s blocked the bot; notice skipped", admin)
