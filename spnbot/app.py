@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -180,6 +181,10 @@ class Application:
                 self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False),
                 "polling",
             )
+        # aiogram, pydantic and SQLAlchemy leave ~250k long-lived objects behind; frozen, they
+        # are no longer walked by every full collection (~200 ms of stop-the-world each).
+        gc.collect()
+        gc.freeze()
         log.info(
             "SPN started: web on %s:%s, bot @%s", self.settings.web_host, self.port, me.username
         )

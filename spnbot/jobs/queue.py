@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.expiry import utcnow
@@ -17,6 +17,10 @@ from spnbot.store.models import Job
 
 NOTIFY_CHANNEL = "spn_jobs"
 DEFAULT_MAX_ATTEMPTS = 12  # with capped backoff: keeps trying for about a day
+
+# Core statements on the table: the queue is the hottest path, and ORM-enabled UPDATEs cost
+# several times the CPU of the same statement in Core.
+JOBS: Table = Job.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ async def enqueue(
     """
     now = utcnow()
     stmt = (
-        insert_ignoring_conflicts(session, Job)
+        insert_ignoring_conflicts(session, JOBS)
         .values(
             kind=kind,
             payload=payload,
@@ -56,7 +60,7 @@ async def enqueue(
             updated_at=now,
         )
         .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(Job.id)
+        .returning(JOBS.c.id)
     )
     added = (await session.execute(stmt)).scalar() is not None
     if added and is_postgres(session):
@@ -74,35 +78,41 @@ async def claim(
     SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so claims are serial.
     """
     now = utcnow()
-    due = or_(
-        and_(Job.status == JobStatus.PENDING, Job.run_after <= now),
-        and_(Job.status == JobStatus.RUNNING, Job.locked_until < now),
-    )
-    candidates = select(Job.id).where(due).order_by(Job.run_after, Job.id).limit(limit)
-    if kinds:
-        candidates = candidates.where(Job.kind.in_(kinds))
-    candidates = candidates.with_for_update(skip_locked=True)
-    ids = list((await session.execute(candidates)).scalars())
+    ids: list[int] = []
+    # Two narrow queries instead of one OR: each walks its own partial index in queue order
+    # and stops after ``limit`` rows, however long the backlog (an OR would read and sort it).
+    for due in (
+        (JOBS.c.status == JobStatus.PENDING) & (JOBS.c.run_after <= now),
+        # A runner died mid-lease:
+        (JOBS.c.status == JobStatus.RUNNING) & (JOBS.c.locked_until < now),
+    ):
+        if len(ids) >= limit:
+            break
+        stmt = select(JOBS.c.id).where(due).order_by(JOBS.c.run_after, JOBS.c.id)
+        stmt = stmt.limit(limit - len(ids))
+        if kinds:
+            stmt = stmt.where(JOBS.c.kind.in_(kinds))
+        ids += (await session.execute(stmt.with_for_update(skip_locked=True))).scalars()
     if not ids:
         return []
     rows = await session.execute(
-        update(Job)
-        .where(Job.id.in_(ids))
+        update(JOBS)
+        .where(JOBS.c.id.in_(ids))
         .values(
             status=JobStatus.RUNNING,
-            attempts=Job.attempts + 1,
+            attempts=JOBS.c.attempts + 1,
             locked_until=now + lease,
             updated_at=now,
         )
-        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+        .returning(JOBS.c.id, JOBS.c.kind, JOBS.c.payload, JOBS.c.attempts, JOBS.c.max_attempts)
     )
     return [ClaimedJob(*row) for row in rows]
 
 
 async def finish(session: AsyncSession, job_id: int) -> None:
     await session.execute(
-        update(Job)
-        .where(Job.id == job_id)
+        update(JOBS)
+        .where(JOBS.c.id == job_id)
         .values(status=JobStatus.DONE, locked_until=None, last_error=None, updated_at=utcnow())
     )
 
@@ -117,8 +127,8 @@ async def fail(session: AsyncSession, job: ClaimedJob, error: str) -> bool:
     """Record a failed attempt; returns True when the job has now given up for good."""
     gave_up = job.attempts >= job.max_attempts
     await session.execute(
-        update(Job)
-        .where(Job.id == job.id)
+        update(JOBS)
+        .where(JOBS.c.id == job.id)
         .values(
             status=JobStatus.FAILED if gave_up else JobStatus.PENDING,
             run_after=utcnow() + backoff(job.attempts),
@@ -132,8 +142,8 @@ async def fail(session: AsyncSession, job: ClaimedJob, error: str) -> bool:
 
 async def next_due(session: AsyncSession) -> datetime | None:
     """When the earliest waiting job becomes due (for the runner's sleep)."""
-    pending = select(func.min(Job.run_after)).where(Job.status == JobStatus.PENDING)
-    leased = select(func.min(Job.locked_until)).where(Job.status == JobStatus.RUNNING)
+    pending = select(func.min(JOBS.c.run_after)).where(JOBS.c.status == JobStatus.PENDING)
+    leased = select(func.min(JOBS.c.locked_until)).where(JOBS.c.status == JobStatus.RUNNING)
     times = [
         (await session.execute(pending)).scalar(),
         (await session.execute(leased)).scalar(),
@@ -143,7 +153,7 @@ async def next_due(session: AsyncSession) -> datetime | None:
 
 
 async def counts(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
+    rows = await session.execute(select(JOBS.c.status, func.count()).group_by(JOBS.c.status))
     return {status: n for status, n in rows.all()}
 
 
@@ -151,8 +161,8 @@ async def extend_lease(session: AsyncSession, job_id: int, lease: timedelta) -> 
     """A long job (a broadcast) says it is alive, so no other runner reclaims it."""
     now = utcnow()
     await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status == JobStatus.RUNNING)
         .values(locked_until=now + lease, updated_at=now)
     )
 
@@ -161,13 +171,13 @@ async def release(session: AsyncSession, job_id: int) -> None:
     """Hand a job interrupted by a shutdown back at once, without counting the attempt."""
     now = utcnow()
     await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status == JobStatus.RUNNING)
         .values(
             status=JobStatus.PENDING,
             run_after=now,
             locked_until=None,
-            attempts=Job.attempts - 1,
+            attempts=JOBS.c.attempts - 1,
             updated_at=now,
         )
     )

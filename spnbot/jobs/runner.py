@@ -15,7 +15,8 @@ from spnbot.store.db import Database
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[[ClaimedJob], Awaitable[None]]
+# A handler returns True when it already marked the job done in its own transaction.
+JobHandler = Callable[[ClaimedJob], Awaitable[bool | None]]
 GiveUpHook = Callable[[ClaimedJob, str], Awaitable[None]]
 
 
@@ -92,7 +93,7 @@ class JobRunner:
     async def _execute(self, job: ClaimedJob) -> None:
         handler = self._handlers[job.kind]
         try:
-            await handler(job)
+            finished = await handler(job)
         except Exception as exc:
             permanent = isinstance(exc, PermanentJobError)
             error = f"{type(exc).__name__}: {exc}"
@@ -105,8 +106,9 @@ class JobRunner:
                 if self._on_give_up is not None:
                     await self._on_give_up(job, error)
             return
-        async with self._db.transaction() as session:
-            await queue.finish(session, job.id)
+        if not finished:
+            async with self._db.transaction() as session:
+                await queue.finish(session, job.id)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; let running jobs finish within ``timeout`` (leases cover the rest)."""

@@ -41,7 +41,7 @@ class PanelSyncHandler:
         self._clock = clock
         self._observe = observe  # confirmation → activation seconds, for metrics
 
-    async def __call__(self, job: ClaimedJob) -> None:
+    async def __call__(self, job: ClaimedJob) -> bool:
         user_id = int(job.payload["user_id"])
         try:
             panel_user = await self._converge(user_id)
@@ -79,6 +79,7 @@ class PanelSyncHandler:
         if self._observe is not None and granted_at:
             since = self._clock() - datetime.fromisoformat(granted_at)
             self._observe(since.total_seconds())
+        return True  # finished with the follow-up notice, in one transaction
 
     async def _converge(self, user_id: int) -> PanelUser | None:
         panel_user: PanelUser | None = None
@@ -108,9 +109,8 @@ class PanelSyncHandler:
                 log.warning(
                     "panel user vanished; looking it up again", extra={"user_id": user.tg_id}
                 )
+        # By Telegram id: also adopts customers the previous bot created on the panel.
         existing = await panel.find_by_telegram_id(user.tg_id)
-        if existing is None:
-            existing = await panel.find_by_username(panel_username(user.tg_id))
         if existing is None:
             try:
                 return await panel.create_user(

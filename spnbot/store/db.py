@@ -31,7 +31,7 @@ def uses_transaction_pooler(url: URL) -> bool:
 class Database:
     """Owns the engine; hands out transactions. Built once in the composition root."""
 
-    def __init__(self, url: URL, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: URL, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = url
         self.is_sqlite = url.get_backend_name() == "sqlite"
         self.pooled = not self.is_sqlite and uses_transaction_pooler(url)
@@ -39,7 +39,11 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # Sized for a burst (webhooks + job workers): overflow connections are closed on
+            # check-in, and a new one costs a backend fork plus asyncpg's type introspection.
+            # No pre-ping (a round trip per transaction); stale connections are recycled and a
+            # failed statement is retried by its caller (job runner, provider, reconciler).
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
             if self.pooled:
                 url = url.difference_update_query(["pooler"])
                 kwargs["connect_args"] = {"statement_cache_size": 0}

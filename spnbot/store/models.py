@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -136,7 +137,22 @@ class Job(Base):
     """Durable follow-up work (transactional outbox): written with the change that causes it."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "status", "run_after"),)
+    # Partial indexes: the claim query reads only waiting jobs, never the growing done ones.
+    __table_args__ = (
+        Index(
+            "ix_jobs_pending_due",
+            "run_after",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_jobs_running_lease",
+            "locked_until",
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 
 from spnbot.bot import callbacks as cb
 from spnbot.bot import keyboards
 from spnbot.bot.context import BotContext
+from spnbot.bot.filters import DataIs
 from spnbot.bot.render import show
 from spnbot.bot.texts import format_dt, format_left
 from spnbot.domain.expiry import time_left, utcnow
@@ -47,6 +48,6 @@ async def howto(query: CallbackQuery, ctx: BotContext, lang: str) -> None:
 
 def build() -> Router:
     router = Router(name="account")
-    router.callback_query.register(my_subscription, F.data == cb.MY_SUB)
-    router.callback_query.register(howto, F.data == cb.HOWTO)
+    router.callback_query.register(my_subscription, DataIs(cb.MY_SUB))
+    router.callback_query.register(howto, DataIs(cb.HOWTO))
     return router

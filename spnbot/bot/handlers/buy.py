@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 
 from spnbot.bot import callbacks as cb
 from spnbot.bot import keyboards
 from spnbot.bot.context import BotContext
+from spnbot.bot.filters import DataIs
 from spnbot.bot.render import show
 from spnbot.bot.texts import Raw, format_dt
 from spnbot.domain.expiry import is_active, utcnow
@@ -120,7 +121,7 @@ async def check(
 
 def build() -> Router:
     router = Router(name="buy")
-    router.callback_query.register(tariffs, F.data == cb.BUY)
+    router.callback_query.register(tariffs, DataIs(cb.BUY))
     router.callback_query.register(methods, cb.TariffCb.filter())
     router.callback_query.register(pay, cb.PayCb.filter())
     router.callback_query.register(check, cb.CheckCb.filter())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from spnbot.bot import callbacks as cb
 from spnbot.bot import keyboards
 from spnbot.bot.context import BotContext
+from spnbot.bot.filters import DataIs
 from spnbot.bot.render import show
 from spnbot.services.rewards import GiftResult, PromoResult
 
@@ -118,10 +119,10 @@ async def promo_code(message: Message, state: FSMContext, ctx: BotContext, lang:
 
 def build() -> Router:
     router = Router(name="rewards")
-    router.callback_query.register(gift_screen, F.data == cb.GIFT)
-    router.callback_query.register(claim_gift, F.data == cb.GIFT_CLAIM)
-    router.callback_query.register(referral_screen, F.data == cb.REFERRAL)
-    router.callback_query.register(promo_prompt, F.data == cb.PROMO)
-    router.callback_query.register(promo_cancel, F.data == cb.PROMO_CANCEL)
+    router.callback_query.register(gift_screen, DataIs(cb.GIFT))
+    router.callback_query.register(claim_gift, DataIs(cb.GIFT_CLAIM))
+    router.callback_query.register(referral_screen, DataIs(cb.REFERRAL))
+    router.callback_query.register(promo_prompt, DataIs(cb.PROMO))
+    router.callback_query.register(promo_cancel, DataIs(cb.PROMO_CANCEL))
     router.message.register(promo_code, StateFilter(PromoInput.code))
     return router

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import Message, PreCheckoutQuery
 
 from spnbot.bot.context import BotContext
+from spnbot.bot.filters import PaidMessage
 from spnbot.services.users import language_for
 
 
@@ -37,5 +38,5 @@ async def successful_payment(message: Message, ctx: BotContext) -> None:
 def build() -> Router:
     router = Router(name="stars")
     router.pre_checkout_query.register(pre_checkout)
-    router.message.register(successful_payment, F.successful_payment)
+    router.message.register(successful_payment, PaidMessage())
     return router

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, Message
 from spnbot.bot import callbacks as cb
 from spnbot.bot import keyboards
 from spnbot.bot.context import BotContext
+from spnbot.bot.filters import DataIs
 from spnbot.bot.render import show
 
 
@@ -57,6 +58,6 @@ async def menu(query: CallbackQuery, state: FSMContext, ctx: BotContext, lang: s
 def build() -> Router:
     router = Router(name="start")
     router.message.register(start, CommandStart())
-    router.callback_query.register(accept_terms, F.data == cb.ACCEPT_TERMS)
-    router.callback_query.register(menu, F.data == cb.MENU)
+    router.callback_query.register(accept_terms, DataIs(cb.ACCEPT_TERMS))
+    router.callback_query.register(menu, DataIs(cb.MENU))
     return router
