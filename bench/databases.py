@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +10,10 @@ from pathlib import Path
 import asyncpg
 
 from bench.proc import BenchError
+from spnbot.sandbox import throwaway_db
 
-# The same server and variable as the tests (tests/conftest.py).
-PG_ADMIN_DSN = os.environ.get("SPN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The same server and variable as the tests (SPN_TEST_PG).
+PG_ADMIN_DSN = throwaway_db.ADMIN_DSN
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class Db:
 
 async def _admin() -> asyncpg.Connection:
     try:
-        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        return await throwaway_db.admin_connection()
     except (OSError, asyncpg.PostgresError) as exc:
         raise BenchError(
             f"PostgreSQL at {PG_ADMIN_DSN} is unreachable ({exc}); start it, set SPN_TEST_PG, "
@@ -50,18 +49,9 @@ async def fresh(kind: str, workdir: Path, label: str) -> AsyncIterator[Db]:
         path = folder / "spn.sqlite3"
         yield Db("sqlite", f"sqlite:///{path}", str(path))
         return
-    name = f"spn_bench_{uuid.uuid4().hex[:12]}"
-    admin = await _admin()
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    await check_postgres()  # a clear BenchError when the server is down
+    name, url = await throwaway_db.create_database("spn_bench")
     try:
         yield Db("postgres", url, url)
     finally:
-        admin = await _admin()
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await throwaway_db.drop_database(name)

@@ -8,14 +8,15 @@ half is skipped with the reason printed, except under CI=true, where it fails.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-PG_ADMIN_DSN = os.environ.get("SPN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from spnbot.sandbox import throwaway_db
+
+PG_ADMIN_DSN = throwaway_db.ADMIN_DSN
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -23,34 +24,24 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"PostgreSQL for tests: {PG_ADMIN_DSN} (CI={IN_CI})"
 
 
-async def _pg_admin() -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        message = f"PostgreSQL at {PG_ADMIN_DSN} is unreachable: {exc}"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: the PostgreSQL half must run)")
-        pytest.skip(message)
+def _unreachable(exc: BaseException) -> None:
+    message = f"PostgreSQL at {PG_ADMIN_DSN} is unreachable: {exc}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: the PostgreSQL half must run)")
+    pytest.skip(message)
 
 
 async def create_pg_database() -> tuple[str, str]:
     """Returns (database name, URL); the caller drops it with drop_pg_database."""
-    name = f"spn_test_{uuid.uuid4().hex[:16]}"
-    admin = await _pg_admin()
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    return name, f"{base}/{name}"
+        return await throwaway_db.create_database("spn_test")
+    except (OSError, asyncpg.PostgresError) as exc:
+        _unreachable(exc)
+        raise
 
 
 async def drop_pg_database(name: str) -> None:
-    admin = await _pg_admin()
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await throwaway_db.drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
