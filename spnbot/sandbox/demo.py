@@ -50,9 +50,7 @@ class Journey:
         self.timings.append((title, time.perf_counter() - started, True))
 
     async def tap(self, button: str, expect: str) -> Any:
-        mark = self.tg.mark(CUSTOMER)
-        await self.tg.press(CUSTOMER, button)
-        return await self.tg.wait_for_message(CUSTOMER, contains=expect, after=mark)
+        return await self.tg.user(CUSTOMER).tap(button, expect)
 
     async def payment(self, provider: str) -> Payment:
         async with self.app.db.transaction() as session:

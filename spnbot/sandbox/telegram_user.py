@@ -31,6 +31,14 @@ class SandboxUser:
     async def press(self, button_text: str, *, message_id: int | None = None) -> str:
         return await self.emulator.press(self.id, button_text, message_id=message_id)
 
+    async def tap(self, button_text: str, expect: str, *, timeout: float = 5.0) -> SentMessage:
+        """Press a button and wait for the screen that must follow it (new or edited)."""
+        mark = self.emulator.mark(self.id)
+        await self.press(button_text)
+        return await self.emulator.wait_for_message(
+            self.id, contains=expect, after=mark, timeout=timeout
+        )
+
     def button_url(self, button_text: str, *, message_id: int | None = None) -> str:
         return self.emulator.button_url(self.id, button_text, message_id=message_id)
 

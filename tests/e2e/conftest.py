@@ -54,9 +54,7 @@ class Stack:
 
     async def tap(self, user: SandboxUser, button: str, expect: str) -> Any:
         """Press a button and wait for the screen that must follow it."""
-        mark = self.tg.mark(user.id)
-        await user.press(button)
-        return await self.tg.wait_for_message(user.id, contains=expect, after=mark)
+        return await user.tap(button, expect)
 
     async def pending_payment(
         self, user_id: int, provider: str, method: str | None = None, tariff: str = "1m"
