@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,15 @@ class ClaimedJob:
     max_attempts: int
 
 
+@dataclass(frozen=True)
+class NewJob:
+    kind: str
+    payload: dict[str, Any]
+    dedup_key: str | None = None
+    delay: timedelta | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+
 async def enqueue(
     session: AsyncSession,
     kind: str,
@@ -45,27 +55,63 @@ async def enqueue(
 
     On PostgreSQL a NOTIFY goes out with the commit, waking runners in every instance.
     """
+    added = await enqueue_many(session, [NewJob(kind, payload, dedup_key, delay, max_attempts)])
+    return added[0] is not None
+
+
+async def enqueue_many(
+    session: AsyncSession, jobs: Sequence[NewJob], *, claim_lease: timedelta | None = None
+) -> list[ClaimedJob | None]:
+    """Add several jobs in one statement; per job, what was added (None: dedup key taken).
+
+    ``claim_lease``: the jobs go in already claimed by the caller, who runs them at once
+    (``JobRunner.adopt``) without a claim round trip; should it die, the lease runs out and
+    any runner takes them over. Unclaimed jobs wake the runners (one NOTIFY per call).
+    """
+    if not jobs:
+        return []
+    if len(jobs) > 1 and len({job.dedup_key for job in jobs if job.dedup_key}) != len(jobs):
+        raise ValueError("jobs enqueued together need distinct dedup keys")
     now = utcnow()
+    claimed = claim_lease is not None
+    rows = [
+        {
+            "kind": job.kind,
+            "payload": job.payload,
+            "dedup_key": job.dedup_key,
+            "status": JobStatus.RUNNING if claimed else JobStatus.PENDING,
+            "attempts": 1 if claimed else 0,
+            "max_attempts": job.max_attempts,
+            "run_after": now + (job.delay or timedelta(0)),
+            "locked_until": now + claim_lease if claim_lease is not None else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for job in jobs
+    ]
+    # Parameters as a list (executemany): SQLAlchemy sends one multi-row INSERT from a statement
+    # it compiles once, where ``.values(rows)`` would compile a new one for every batch size.
     stmt = (
         insert_ignoring_conflicts(session, JOBS)
-        .values(
-            kind=kind,
-            payload=payload,
-            dedup_key=dedup_key,
-            status=JobStatus.PENDING,
-            attempts=0,
-            max_attempts=max_attempts,
-            run_after=now + (delay or timedelta(0)),
-            created_at=now,
-            updated_at=now,
-        )
         .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(JOBS.c.id)
+        .returning(JOBS.c.id, JOBS.c.dedup_key)
     )
-    added = (await session.execute(stmt)).scalar() is not None
-    if added and is_postgres(session):
+    returned = (await session.execute(stmt, rows)).all()
+    ids = {key: job_id for job_id, key in returned}
+    if len(jobs) == 1 and returned:
+        ids = {jobs[0].dedup_key: returned[0][0]}
+    added: list[ClaimedJob | None] = []
+    for job in jobs:
+        job_id = ids.get(job.dedup_key)
+        added.append(
+            None
+            if job_id is None
+            else ClaimedJob(job_id, job.kind, job.payload, int(claimed), job.max_attempts)
+        )
+    woken = 0 if claimed else len(returned)
+    if woken and is_postgres(session):
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
-    session.info["jobs_enqueued"] = session.info.get("jobs_enqueued", 0) + int(added)
+    session.info["jobs_enqueued"] = session.info.get("jobs_enqueued", 0) + woken
     return added
 
 
@@ -110,9 +156,15 @@ async def claim(
 
 
 async def finish(session: AsyncSession, job_id: int) -> None:
+    await finish_many(session, [job_id])
+
+
+async def finish_many(session: AsyncSession, job_ids: Sequence[int]) -> None:
+    if not job_ids:
+        return
     await session.execute(
         update(JOBS)
-        .where(JOBS.c.id == job_id)
+        .where(JOBS.c.id.in_(job_ids))
         .values(status=JobStatus.DONE, locked_until=None, last_error=None, updated_at=utcnow())
     )
 
