@@ -34,7 +34,13 @@ from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
 from spnbot.services.grants import PANEL_SYNC
-from spnbot.services.notify import ADMIN_NOTICE, NOTIFY, AdminNoticeHandler, NotifyHandler
+from spnbot.services.notify import (
+    ADMIN_BATCH_WINDOW,
+    ADMIN_NOTICE,
+    NOTIFY,
+    AdminNoticeHandler,
+    NotifyHandler,
+)
 from spnbot.services.panel_sync import PanelSyncHandler
 from spnbot.services.purchase import PurchaseService
 from spnbot.services.reconcile import Reconciler
@@ -105,9 +111,11 @@ class Application:
                     self.db, self.panel, observe=self.metrics.activation_seconds.observe
                 ),
                 NOTIFY: NotifyHandler(self.db, self.notifier),
-                ADMIN_NOTICE: AdminNoticeHandler(self.db, self.notifier, s.admins),
                 BROADCAST: BroadcastHandler(self.db, self.notifier),
             },
+            # Admin notices due together go out as one batch: payments become digests.
+            batch_handlers={ADMIN_NOTICE: AdminNoticeHandler(self.db, self.notifier, s.admins)},
+            batch_gap=ADMIN_BATCH_WINDOW,
             on_give_up=self._job_gave_up,
         )
         self.db.job_listeners.append(self.runner.wake)

@@ -17,7 +17,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
 
-from spnbot.bot.texts import Texts, format_dt
+from spnbot.bot.texts import Raw, Texts, format_dt
 from spnbot.config import Settings
 from spnbot.services.notices import DeliveryRetryLater, Notice, RecipientBlocked
 
@@ -44,6 +44,10 @@ class BotNotifier:
 
     def _derived(self, lang: str, params: dict[str, Any]) -> dict[str, Any]:
         out = dict(params)
+        if isinstance(out.get("lines"), list):
+            # A list notice (an admin digest): each item rendered with its own template.
+            key = str(out.pop("line_template"))
+            out["lines"] = Raw("\n".join(self._texts(lang, key, **line) for line in out["lines"]))
         if out.get("expires_at"):
             out["expires"] = format_dt(datetime.fromisoformat(out["expires_at"]), lang)
         tariff = self._settings.tariff(str(out.get("tariff", "")))
