@@ -97,19 +97,18 @@ class Application:
         if s.stars_enabled:
             self.providers["stars"] = StarsProvider(self.notifier)
 
-        self.confirmer = PaymentConfirmer(self.db, referral_bonus_days=s.referral_bonus_days)
-        self.purchases = PurchaseService(self.db, self.providers, self.confirmer)
-        self.reconciler = Reconciler(
-            self.db, self.providers, self.confirmer, ttl=timedelta(seconds=s.payment_ttl)
-        )
         self.users = UserService(self.db)
         self.reminders = ReminderService(self.db, days_before=s.reminder_days)
+        self.panel_sync = PanelSyncHandler(
+            self.db,
+            self.panel,
+            self.notifier,
+            observe=self.metrics.activation_seconds.observe,
+        )
         self.runner = JobRunner(
             self.db,
             {
-                PANEL_SYNC: PanelSyncHandler(
-                    self.db, self.panel, observe=self.metrics.activation_seconds.observe
-                ),
+                PANEL_SYNC: self.panel_sync,
                 NOTIFY: NotifyHandler(self.db, self.notifier),
                 BROADCAST: BroadcastHandler(self.db, self.notifier),
             },
@@ -119,6 +118,14 @@ class Application:
             on_give_up=self._job_gave_up,
         )
         self.db.job_listeners.append(self.runner.wake)
+        # Confirmations run their follow-up jobs at once in this process (see apply()).
+        self.confirmer = PaymentConfirmer(
+            self.db, referral_bonus_days=s.referral_bonus_days, adopt=self.runner.adopt
+        )
+        self.purchases = PurchaseService(self.db, self.providers, self.confirmer)
+        self.reconciler = Reconciler(
+            self.db, self.providers, self.confirmer, ttl=timedelta(seconds=s.payment_ttl)
+        )
         self.ctx = BotContext(
             settings=s,
             texts=self.texts,
@@ -258,6 +265,9 @@ class Application:
             self._runner_web = None
         if hasattr(self, "runner"):
             await self.runner.stop(timeout=10)
+        if hasattr(self, "confirmer"):  # let batches already in flight commit
+            await self.confirmer.aclose()
+            await self.panel_sync.aclose()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,23 +1,36 @@
-"""Tell the panel the user's absolute expiry; on success, tell the user. Retried durably."""
+"""Tell the panel the user's absolute expiry; then tell the user. Retried durably.
+
+One job per grant. It converges: after the panel call it re-reads our expiry, and goes round
+again if a newer grant landed meanwhile, so the panel ends on our latest value whatever order
+concurrent syncs finish in. The customer's message goes out from the job itself, before the
+job is marked done: a crash in between means the job runs again and the message may repeat,
+never that it is lost. If Telegram cannot take the message now, a separate notify job retries
+it, so a Bot API outage never repeats the panel call.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.expiry import utcnow
 from spnbot.jobs import queue
-from spnbot.jobs.queue import ClaimedJob
+from spnbot.jobs.queue import ClaimedJob, NewJob
 from spnbot.panel.base import Panel, PanelConflict, PanelError, PanelNotFound, PanelUser
-from spnbot.services.notices import Notice, NoticeButton
+from spnbot.services.notices import Notice, NoticeButton, Notifier, RecipientBlocked
 from spnbot.services.notify import NOTIFY, notify_payload
 from spnbot.store.db import Database
+from spnbot.store.group_commit import GroupCommit
 from spnbot.store.models import User
 
 log = logging.getLogger(__name__)
+
+USERS: Table = User.__table__  # type: ignore[assignment]
 
 # If a newer grant lands while we talk to the panel, we go round again (bounded).
 MAX_CONVERGE_ROUNDS = 5
@@ -27,101 +40,137 @@ def panel_username(telegram_id: int) -> str:
     return f"tg_{telegram_id}"
 
 
+@dataclass(frozen=True)
+class UserState:
+    expires_at: datetime | None
+    panel_ref: str | None
+    language: str
+    blocked: bool
+
+
+@dataclass(frozen=True)
+class _Done:
+    job_id: int
+    user_id: int
+    panel_user: PanelUser | None
+    blocked: bool  # the customer blocked the bot while we wrote to them
+    retry_notice: NewJob | None  # a message Telegram could not take now
+
+
 class PanelSyncHandler:
     def __init__(
         self,
         db: Database,
         panel: Panel,
+        notifier: Notifier,
         *,
         clock: Callable[[], datetime] = utcnow,
         observe: Callable[[float], None] | None = None,
     ) -> None:
         self._db = db
         self._panel = panel
+        self._notifier = notifier
         self._clock = clock
         self._observe = observe  # confirmation → activation seconds, for metrics
+        # In a burst, many syncs read and finish at once: they share statements.
+        self._reads = GroupCommit(db, self._read_many, name="sync-read")
+        self._done = GroupCommit(db, self._finish_many, name="sync-done")
+
+    async def aclose(self) -> None:
+        await self._reads.aclose()
+        await self._done.aclose()
 
     async def __call__(self, job: ClaimedJob) -> bool:
         user_id = int(job.payload["user_id"])
         try:
-            panel_user = await self._converge(user_id)
+            state, panel_user = await self._converge(job)
         except PanelError:
             if job.attempts == 1 and job.payload.get("notify") == "payment_success":
                 await self._tell_delayed(job)
             raise
-        async with self._db.transaction() as session:
-            values: dict[str, object] = {"panel_synced_at": self._clock()}
-            if panel_user is not None:
-                values.update(
-                    panel_ref=panel_user.ref, subscription_url=panel_user.subscription_url
+        blocked, retry = False, None
+        template = job.payload.get("notify")
+        if template and state is not None and not state.blocked:
+            notice = self._notice(job, template, state, panel_user)
+            try:
+                await self._notifier.send(user_id, state.language, notice)
+            except RecipientBlocked:
+                blocked = True
+                log.info("user blocked the bot", extra={"user_id": user_id})
+            except Exception as exc:
+                log.warning(
+                    "activation notice not delivered (%s); retrying it on its own",
+                    exc,
+                    extra={"user_id": user_id},
                 )
-            await session.execute(update(User).where(User.tg_id == user_id).values(**values))
-            template = job.payload.get("notify")
-            if template:
-                expires = (
-                    await session.execute(select(User.expires_at).where(User.tg_id == user_id))
-                ).scalar()
-                params = dict(job.payload.get("notify_params") or {})
-                params.update(
-                    days=job.payload.get("days"),
-                    expires_at=expires.isoformat() if expires else None,
-                    subscription_url=panel_user.subscription_url if panel_user else None,
-                )
-                notice = Notice(template, params, [[NoticeButton("btn_my_subscription", "my_sub")]])
-                await queue.enqueue(
-                    session,
+                retry = NewJob(
                     NOTIFY,
                     notify_payload(user_id, notice),
                     dedup_key=f"notify:grant:{job.payload['grant_id']}",
                 )
-            await queue.finish(session, job.id)
+        await self._done.submit(_Done(job.id, user_id, panel_user, blocked, retry))
         granted_at = job.payload.get("granted_at")
         if self._observe is not None and granted_at:
             since = self._clock() - datetime.fromisoformat(granted_at)
             self._observe(since.total_seconds())
-        return True  # finished with the follow-up notice, in one transaction
+        return True  # finished in the batch above
 
-    async def _converge(self, user_id: int) -> PanelUser | None:
+    async def _converge(self, job: ClaimedJob) -> tuple[UserState | None, PanelUser | None]:
+        user_id = int(job.payload["user_id"])
+        hint = job.payload.get("expires_hint")
+        state: UserState | None
+        if hint:  # the grant told us what it set: no read before the panel call
+            state = UserState(
+                datetime.fromisoformat(hint), job.payload.get("panel_ref_hint"), "ru", False
+            )
+        else:
+            state = await self._reads.submit(user_id)
         panel_user: PanelUser | None = None
         for _ in range(MAX_CONVERGE_ROUNDS):
-            async with self._db.transaction() as session:
-                user = await session.get(User, user_id)
-            if user is None or user.expires_at is None:
-                return None
-            target = user.expires_at
+            if state is None or state.expires_at is None:
+                return state, None
+            target = state.expires_at
             if target <= self._clock():
-                return None  # already over; the panel refuses past dates and expires it itself
-            panel_user = await self._apply(user, target)
-            async with self._db.transaction() as session:
-                latest = (
-                    await session.execute(select(User.expires_at).where(User.tg_id == user_id))
-                ).scalar()
-            if latest == target:
-                return panel_user
-        return panel_user
+                # Already over; the panel refuses past dates and expires the user itself.
+                return await self._reads.submit(user_id), panel_user
+            panel_user = await self._apply(user_id, state.panel_ref, target)
+            latest = await self._reads.submit(user_id)
+            if latest is None or latest.expires_at == target:
+                return latest, panel_user
+            state = UserState(latest.expires_at, panel_user.ref, latest.language, latest.blocked)
+        return state, panel_user
 
-    async def _apply(self, user: User, target: datetime) -> PanelUser:
+    async def _apply(self, user_id: int, panel_ref: str | None, target: datetime) -> PanelUser:
         panel = self._panel
-        if user.panel_ref:
+        if panel_ref:
             try:
-                return await panel.set_expiry(user.panel_ref, target)
+                return await panel.set_expiry(panel_ref, target)
             except PanelNotFound:
-                log.warning(
-                    "panel user vanished; looking it up again", extra={"user_id": user.tg_id}
-                )
+                log.warning("panel user vanished; looking it up again", extra={"user_id": user_id})
         # By Telegram id: also adopts customers the previous bot created on the panel.
-        existing = await panel.find_by_telegram_id(user.tg_id)
+        existing = await panel.find_by_telegram_id(user_id)
         if existing is None:
             try:
                 return await panel.create_user(
-                    username=panel_username(user.tg_id), telegram_id=user.tg_id, expire_at=target
+                    username=panel_username(user_id), telegram_id=user_id, expire_at=target
                 )
             except PanelConflict:
                 # Created by an earlier attempt whose answer we never saw: adopt it.
-                existing = await panel.find_by_username(panel_username(user.tg_id))
+                existing = await panel.find_by_username(panel_username(user_id))
                 if existing is None:
                     raise
         return await panel.set_expiry(existing.ref, target)
+
+    def _notice(
+        self, job: ClaimedJob, template: str, state: UserState, panel_user: PanelUser | None
+    ) -> Notice:
+        params = dict(job.payload.get("notify_params") or {})
+        params.update(
+            days=job.payload.get("days"),
+            expires_at=state.expires_at.isoformat() if state.expires_at else None,
+            subscription_url=panel_user.subscription_url if panel_user else None,
+        )
+        return Notice(template, params, [[NoticeButton("btn_my_subscription", "my_sub")]])
 
     async def _tell_delayed(self, job: ClaimedJob) -> None:
         user_id = int(job.payload["user_id"])
@@ -132,3 +181,57 @@ class PanelSyncHandler:
                 notify_payload(user_id, Notice("activation_delayed", {})),
                 dedup_key=f"notify:delayed:{job.payload['grant_id']}",
             )
+
+    @staticmethod
+    async def _read_many(session: AsyncSession, user_ids: Sequence[int]) -> list[UserState | None]:
+        rows = await session.execute(
+            select(
+                USERS.c.tg_id,
+                USERS.c.expires_at,
+                USERS.c.panel_ref,
+                USERS.c.language,
+                USERS.c.blocked_at,
+            ).where(USERS.c.tg_id.in_(set(user_ids)))
+        )
+        found = {
+            tg_id: UserState(expires_at, panel_ref, language or "ru", blocked_at is not None)
+            for tg_id, expires_at, panel_ref, language, blocked_at in rows
+        }
+        return [found.get(user_id) for user_id in user_ids]
+
+    async def _finish_many(self, session: AsyncSession, done: Sequence[_Done]) -> list[None]:
+        now = self._clock()
+        synced = [d for d in done if d.panel_user is not None]
+        if synced:
+            await session.execute(
+                update(USERS)
+                .where(USERS.c.tg_id == bindparam("b_tg_id"))
+                .values(
+                    panel_ref=bindparam("b_ref"),
+                    subscription_url=bindparam("b_url"),
+                    panel_synced_at=now,
+                ),
+                [
+                    {
+                        "b_tg_id": d.user_id,
+                        "b_ref": d.panel_user.ref,
+                        "b_url": d.panel_user.subscription_url,
+                    }
+                    for d in synced
+                    if d.panel_user is not None
+                ],
+            )
+        untouched = [d.user_id for d in done if d.panel_user is None]
+        if untouched:
+            await session.execute(
+                update(USERS).where(USERS.c.tg_id.in_(untouched)).values(panel_synced_at=now)
+            )
+        blocked = [d.user_id for d in done if d.blocked]
+        if blocked:
+            await session.execute(
+                update(USERS).where(USERS.c.tg_id.in_(blocked)).values(blocked_at=now)
+            )
+        retries = {d.retry_notice.dedup_key: d.retry_notice for d in done if d.retry_notice}
+        await queue.enqueue_many(session, list(retries.values()))
+        await queue.finish_many(session, [d.job_id for d in done])
+        return [None] * len(done)

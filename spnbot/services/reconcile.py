@@ -64,7 +64,9 @@ class Reconciler:
                 outcomes["provider_error"] += 1
                 continue
             for report in reports:
-                outcome = await self._confirmer.apply(name, report, via="reconciler")
+                # Nobody waits on this pass: activations run on in the background, and a slow
+                # panel does not hold up the rest of the list.
+                outcome = await self._confirmer.apply(name, report, via="reconciler", wait=False)
                 outcomes[outcome] += 1
         if overdue:
             outcomes["expired"] += await self._expire(overdue)
