@@ -66,7 +66,7 @@ async def enqueue_many(
 
     ``claim_lease``: the jobs go in already claimed by the caller, who runs them at once
     (``JobRunner.adopt``) without a claim round trip; should it die, the lease runs out and
-    any runner takes them over. Unclaimed jobs wake the runners (one NOTIFY per call).
+    any runner takes them over. Unclaimed jobs due now wake the runners (one NOTIFY per call).
     """
     if not jobs:
         return []
@@ -108,7 +108,12 @@ async def enqueue_many(
             if job_id is None
             else ClaimedJob(job_id, job.kind, job.payload, int(claimed), job.max_attempts)
         )
-    woken = 0 if claimed else len(returned)
+    # Only jobs due now wake the runners. A delayed one is found by a runner's next look at the
+    # queue (at the latest after its idle poll), so a burst of delayed admin notices does not
+    # make every runner run a claim per commit.
+    woken = 0
+    if not claimed:
+        woken = sum(1 for job in jobs if ids.get(job.dedup_key) and not job.delay)
     if woken and is_postgres(session):
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     session.info["jobs_enqueued"] = session.info.get("jobs_enqueued", 0) + woken

@@ -62,6 +62,7 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._active: dict[asyncio.Task[None], list[int]] = {}  # task → its job ids
         self._batch_tasks: dict[asyncio.Task[None], str] = {}  # task → batch kind
+        self._adopted: set[asyncio.Task[None]] = set()
         self._batch_ready_at: dict[str, float] = {}  # batch kind → loop time of its next claim
         self._stopping = False
 
@@ -84,7 +85,7 @@ class JobRunner:
             if job.kind in self._batch_handlers:
                 batches.setdefault(job.kind, []).append(job)
             elif job.kind in self._handlers:
-                tasks.append(self._start_job(job))
+                tasks.append(self._start_job(job, adopted=True))
             else:  # the caller committed it already: left to a runner that knows the kind
                 log.error("adopted job %s has kind %r with no handler here", job.id, job.kind)
         tasks += [self._start_batch(kind, group) for kind, group in batches.items()]
@@ -94,7 +95,10 @@ class JobRunner:
         loop = asyncio.get_running_loop()
         while not self._stopping:
             self._wake.clear()
-            free = self._concurrency - (len(self._active) - len(self._batch_tasks))
+            # Adopted jobs are their callers' work (a webhook's activation): they take no slot.
+            free = self._concurrency - (
+                len(self._active) - len(self._batch_tasks) - len(self._adopted)
+            )
             now = loop.time()
             running = set(self._batch_tasks.values())
             batch_kinds = [
@@ -136,9 +140,11 @@ class JobRunner:
                 continue  # there may be more due right now
             await self._idle(claim_started)
 
-    def _start_job(self, job: ClaimedJob) -> asyncio.Task[None]:
+    def _start_job(self, job: ClaimedJob, *, adopted: bool = False) -> asyncio.Task[None]:
         task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
         self._active[task] = [job.id]
+        if adopted:
+            self._adopted.add(task)
         task.add_done_callback(self._done)
         return task
 
@@ -177,7 +183,10 @@ class JobRunner:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._active.pop(task, None)
         self._batch_tasks.pop(task, None)
-        self._wake.set()  # a slot is free
+        if task in self._adopted:
+            self._adopted.discard(task)  # it held no slot: nothing new to claim
+        else:
+            self._wake.set()  # a slot is free
 
     async def _execute(self, job: ClaimedJob) -> None:
         handler = self._handlers[job.kind]
