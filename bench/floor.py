@@ -1,8 +1,9 @@
 """The floors: the least a server must do for each scenario, measured in the same run.
 
-Burst floor: a bare aiohttp handler that parses the 1Plat callback, writes one row, creates
-the panel user with its expireAt (one POST /api/users) and sends the Telegram message (one
-sendMessage), then answers 200. No signature check, no state machine, no job queue.
+Burst floor: a bare aiohttp handler that parses the 1Plat callback, writes one row, makes the
+app's panel calls for a new customer (the lookup by Telegram id, then POST /api/users with the
+expireAt) and sends the Telegram message (one sendMessage), then answers 200. No signature
+check, no state machine, no job queue.
 
 Chat floor: an aiogram Dispatcher in webhook mode (SimpleRequestHandler on a bare aiohttp
 app) whose handlers only reply with fixed texts and the same buttons as SPN's screens.
@@ -102,7 +103,7 @@ class _Rows:
 
 
 class BurstFloor:
-    """POST /1plat-webhook: parse, one row, one panel create, one sendMessage, 200."""
+    """POST /1plat-webhook: parse, one row, panel lookup + create, one sendMessage, 200."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = config
@@ -143,6 +144,15 @@ class BurstFloor:
             "trafficLimitStrategy": "NO_RESET",
             "activeInternalSquads": [self._config["squad_uuid"]],
         }
+        # The app's calls for a first purchase: look the customer up by Telegram id (so an
+        # account made by a previous bot is adopted, not duplicated), then create it.
+        async with self._http.get(
+            self._panel_users + "/stream",
+            params={"telegramId": str(user_id)},
+            headers=self._panel_headers,
+        ) as resp:
+            if resp.status != 200 or (await resp.json())["response"]["users"]:
+                return web.json_response({"ok": False, "panel": resp.status}, status=502)
         async with self._http.post(
             self._panel_users, json=panel_body, headers=self._panel_headers
         ) as resp:
