@@ -6,10 +6,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from spnbot.domain.states import GrantKind
-from spnbot.store.models import Grant, PromoCode, Referral, User
+from spnbot.store.models import Grant, Job, PromoCode, Referral, User
 from tests.e2e.conftest import Stack
 
 
@@ -203,21 +203,36 @@ async def test_reminders_once_per_period(stack: Stack) -> None:
     await stack.customer(uid)
     now = datetime.now(UTC)
     reminders = stack.app.reminders
+
+    async def scan_twice() -> list[str]:
+        # The app's own periodic scan may run at any moment too: what matters is how many
+        # reminders exist afterwards, whoever enqueued them.
+        await reminders.run_once()
+        await reminders.run_once()
+        return await _reminder_keys(stack, uid)
+
     await _set_expiry(stack, uid, now + timedelta(days=2, hours=12))
-    assert await reminders.run_once() == 1
-    assert await reminders.run_once() == 0  # same stage, same period: nothing new
+    assert [k.split(":")[1] for k in await scan_twice()] == ["3d"]  # once, not twice
     await stack.tg.wait_for_message(uid, contains="заканчивается")
     await _set_expiry(stack, uid, now + timedelta(hours=20))
-    assert await reminders.run_once() == 1  # the 1-day reminder
+    assert [k.split(":")[1] for k in await scan_twice()] == ["3d", "1d"]
     await _set_expiry(stack, uid, now - timedelta(hours=1))
-    assert await reminders.run_once() == 1
+    assert [k.split(":")[1] for k in await scan_twice()] == ["3d", "1d", "expired"]
     await stack.tg.wait_for_message(uid, contains="закончилась")
     msg = stack.tg.last_message(uid)
     assert "🔄 Продлить" in msg.button_texts
     await _set_expiry(stack, uid, now + timedelta(days=2))  # renewed: a new period
-    assert await reminders.run_once() == 1
+    assert [k.split(":")[1] for k in await scan_twice()] == ["3d", "1d", "expired", "3d"]
     await stack.jobs_settled()
     assert stack.success_messages(uid, "заканчивается") == 3
+
+
+async def _reminder_keys(stack: Stack, uid: int) -> list[str]:
+    async with stack.app.db.transaction() as session:
+        keys = await session.execute(
+            select(Job.dedup_key).where(Job.dedup_key.like(f"remind:%:{uid}:%")).order_by(Job.id)
+        )
+    return [key for key in keys.scalars() if key]
 
 
 async def test_odd_input_gets_the_menu(stack: Stack) -> None:
