@@ -14,7 +14,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from spnbot.config import database_url_to_sqlalchemy
 from spnbot.sandbox import throwaway_db
+from spnbot.store import migrate
+from spnbot.store.db import Database
 
 PG_ADMIN_DSN = throwaway_db.ADMIN_DSN
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -65,3 +68,14 @@ async def pg_database_url() -> AsyncIterator[str]:
         yield url
     finally:
         await drop_pg_database(name)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database of each kind, for tests below the app (services, queue, runner)."""
+    database = Database(database_url_to_sqlalchemy(database_url))
+    await migrate.upgrade(database)
+    try:
+        yield database
+    finally:
+        await database.dispose()

@@ -8,20 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.states import JobStatus
 from spnbot.store.dialect import insert_ignoring_conflicts, is_postgres
-from spnbot.store.models import Job
+from spnbot.store.models import JOBS
 
 NOTIFY_CHANNEL = "spn_jobs"
 DEFAULT_MAX_ATTEMPTS = 12  # with capped backoff: keeps trying for about a day
 
-# Core statements on the table: the queue is the hottest path, and ORM-enabled UPDATEs cost
-# several times the CPU of the same statement in Core.
-JOBS: Table = Job.__table__  # type: ignore[assignment]
+# The queue is the hottest path: Core statements on JOBS, not ORM-enabled ones.
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
-
 from spnbot.domain.expiry import utcnow
-from spnbot.domain.states import JobStatus
 from spnbot.jobs import queue
 from spnbot.jobs.queue import ClaimedJob
 from spnbot.store.db import Database
@@ -205,14 +202,8 @@ class JobRunner:
         except Exception as exc:
             await self._failed(jobs, exc)
             return
-        now = utcnow()
         async with self._db.transaction() as session:
-            # One statement for the whole group instead of one UPDATE per job.
-            await session.execute(
-                update(queue.JOBS)
-                .where(queue.JOBS.c.id.in_([job.id for job in jobs]))
-                .values(status=JobStatus.DONE, locked_until=None, last_error=None, updated_at=now)
-            )
+            await queue.finish_many(session, [job.id for job in jobs])
 
     async def _failed(self, jobs: list[ClaimedJob], exc: Exception) -> None:
         permanent = isinstance(exc, PermanentJobError)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, or_, select, update
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.expiry import utcnow
@@ -24,7 +24,7 @@ from spnbot.services.notices import Notice, NoticeButton
 from spnbot.services.notify import ADMIN_BATCH_WINDOW, ADMIN_NOTICE, NOTIFY, notify_payload
 from spnbot.store.db import Database
 from spnbot.store.group_commit import GroupCommit
-from spnbot.store.models import Payment, Referral
+from spnbot.store.models import PAYMENTS, Referral
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ class Outcome(enum.StrEnum):
 
 # Runs claimed follow-up jobs now, in this process (``JobRunner.adopt``).
 Adopt = Callable[[Sequence[ClaimedJob]], Sequence["asyncio.Task[None]"]]
-
-PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.expiry import extended_expiry
@@ -15,12 +15,9 @@ from spnbot.domain.states import GrantKind
 from spnbot.jobs import queue
 from spnbot.jobs.queue import ClaimedJob, NewJob
 from spnbot.store.dialect import insert_ignoring_conflicts
-from spnbot.store.models import Grant, User
+from spnbot.store.models import GRANTS, USERS
 
 PANEL_SYNC = "panel_sync"
-
-USERS: Table = User.__table__  # type: ignore[assignment]
-GRANTS: Table = Grant.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.expiry import utcnow
@@ -26,11 +26,9 @@ from spnbot.services.notices import Notice, NoticeButton, Notifier, RecipientBlo
 from spnbot.services.notify import NOTIFY, notify_payload
 from spnbot.store.db import Database
 from spnbot.store.group_commit import GroupCommit
-from spnbot.store.models import User
+from spnbot.store.models import USERS
 
 log = logging.getLogger(__name__)
-
-USERS: Table = User.__table__  # type: ignore[assignment]
 
 # If a newer grant lands while we talk to the panel, we go round again (bounded).
 MAX_CONVERGE_ROUNDS = 5

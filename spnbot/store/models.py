@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -185,3 +186,11 @@ class Broadcast(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Core handles on the hot tables: set-based statements on them cost a fraction of the CPU of
+# ORM-enabled ones (the job queue, grants, confirmations, panel sync).
+USERS: Table = User.__table__  # type: ignore[assignment]
+PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
+GRANTS: Table = Grant.__table__  # type: ignore[assignment]
+JOBS: Table = Job.__table__  # type: ignore[assignment]

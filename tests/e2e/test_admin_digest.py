@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
 
-from spnbot.config import database_url_to_sqlalchemy
 from spnbot.domain.expiry import utcnow
 from spnbot.jobs import queue
 from spnbot.jobs.queue import ClaimedJob
@@ -20,7 +19,6 @@ from spnbot.jobs.runner import JobRunner, PermanentJobError
 from spnbot.sandbox.stack import ADMIN_ID
 from spnbot.sandbox.telegram import SentMessage
 from spnbot.services.notify import ADMIN_NOTICE, DIGEST_LINES
-from spnbot.store import migrate
 from spnbot.store.db import Database
 from tests.e2e.conftest import Stack
 
@@ -130,16 +128,6 @@ async def test_a_big_batch_is_split_and_other_notices_go_alone(stack: Stack) -> 
 
 
 # --- the runner on its own ----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url_to_sqlalchemy(database_url))
-    await migrate.upgrade(database)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _jobs(db: Database, ids: list[int]) -> list[Any]:

@@ -4,32 +4,20 @@ item fails only itself, and set-based grants equal the same grants one at a time
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spnbot.config import database_url_to_sqlalchemy
 from spnbot.domain.states import GrantKind
 from spnbot.services.grants import GrantConflict, GrantRequest, grant_days, grant_many
-from spnbot.store import migrate
 from spnbot.store.db import Database
 from spnbot.store.group_commit import GroupCommit
 from spnbot.store.models import Grant, Job, User
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url_to_sqlalchemy(database_url))
-    await migrate.upgrade(database)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def add_users(db: Database, *ids: int, expires: datetime | None = None) -> None:
