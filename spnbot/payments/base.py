@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from spnbot.domain.money import Money
@@ -32,6 +33,9 @@ class Invoice:
     pay_url: str | None
     # What the user must see to pay (1Plat requisites: pan, bank, fio). Plain strings.
     details: Mapping[str, str] = field(default_factory=dict)
+    # The exact figure the payer must transfer when the provider says it differs from ours.
+    amount_to_pay: Money | None = None
+    deadline: datetime | None = None  # the provider's own expiry of the invoice
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,59 @@ class WebhookRejected(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One HTTP delivery as the web layer received it, free of any web framework's types."""
+
+    headers: Mapping[str, str]  # case-insensitive in practice (the server's multidict)
+    body: bytes  # the raw bytes: signatures are computed over these, never re-serialised
+    remote: str | None = None  # the sender's address (X-Forwarded-For only from TRUSTED_PROXIES)
+
+
+@dataclass(frozen=True)
+class WebhookAck:
+    """A verified delivery that settles nothing (an event we do not use): answered 200."""
+
+    reason: str
+
+
+WebhookResult = StatusReport | WebhookAck
+
+
 class PaymentProvider(Protocol):
-    name: str  # "oneplat", "cryptobot", "stars"
+    """One payment provider as a plug-in: a module builds it from settings (or None when it is
+    not configured) and the registry offers it. Nothing outside its module names it."""
+
+    @property
+    def name(self) -> str:
+        """Stable id stored in payments.provider: "oneplat", "cryptobot", "stars", ..."""
+        ...
+
+    @property
+    def currency(self) -> str:
+        """Which price of a plan it charges: "RUB" or "XTR"."""
+        ...
+
+    @property
+    def methods(self) -> Sequence[str | None]:
+        """What the customer picks: ("card", "sbp"), or (None,) for a single way to pay."""
+        ...
+
+    @property
+    def webhook_path(self) -> str | None:
+        """Where its notifications arrive ("/1plat-webhook"); None when it has none."""
+        ...
 
     async def create_invoice(self, request: InvoiceRequest) -> Invoice: ...
 
     async def fetch_statuses(self, external_ids: Sequence[str]) -> list[StatusReport]:
         """Current status of each known id; ids the provider does not know are left out."""
+        ...
+
+    async def read_webhook(self, request: WebhookRequest) -> WebhookResult:
+        """Verify and read one delivery, asking the provider back when the delivery alone
+        proves nothing. Raises WebhookRejected (its http_status is the answer) on bad input,
+        ProviderError when the provider could not be asked (answered 503: it will retry)."""
         ...
 
 

@@ -26,6 +26,8 @@ from spnbot.payments.base import (
     ProviderStatus,
     StatusReport,
     WebhookRejected,
+    WebhookRequest,
+    WebhookResult,
 )
 from spnbot.payments.http import request_json
 
@@ -43,6 +45,9 @@ class CryptoBotProvider:
     """PaymentProvider and WebhookVerifier for Crypto Pay. Holds no state besides settings."""
 
     name = "cryptobot"
+    currency = "RUB"
+    methods: tuple[str | None, ...] = (None,)
+    webhook_path: str | None = "/cryptobot-webhook"
 
     def __init__(
         self,
@@ -125,6 +130,9 @@ class CryptoBotProvider:
         return result if isinstance(result, dict) else {}
 
     # -- webhooks ----------------------------------------------------------------------
+
+    async def read_webhook(self, request: WebhookRequest) -> WebhookResult:
+        return self.parse_webhook(request.headers, request.body)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> StatusReport:
         """Verify and read one webhook.

@@ -29,6 +29,8 @@ from spnbot.payments.base import (
     ProviderStatus,
     StatusReport,
     WebhookRejected,
+    WebhookRequest,
+    WebhookResult,
 )
 from spnbot.payments.http import request_json
 
@@ -55,6 +57,9 @@ class OnePlatProvider:
     """PaymentProvider and WebhookVerifier for 1Plat. Holds no state besides its settings."""
 
     name = "oneplat"
+    currency = "RUB"
+    methods: tuple[str | None, ...] = ("card", "sbp")
+    webhook_path: str | None = "/1plat-webhook"
 
     def __init__(
         self,
@@ -165,6 +170,9 @@ class OnePlatProvider:
         raise ProviderError("1Plat: shop info not found", retryable=False)
 
     # -- callbacks -------------------------------------------------------------------------
+
+    async def read_webhook(self, request: WebhookRequest) -> WebhookResult:
+        return self.parse_webhook(request.headers, request.body)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> StatusReport:
         """Verify and read one 1Plat callback (1Plat signs nothing in the headers).

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from spnbot.payments.base import Invoice, InvoiceRequest, StatusReport
+from spnbot.payments.base import (
+    Invoice,
+    InvoiceRequest,
+    StatusReport,
+    WebhookRejected,
+    WebhookRequest,
+    WebhookResult,
+)
 
 
 class StarsInvoiceSender(Protocol):
@@ -18,6 +25,9 @@ class StarsInvoiceSender(Protocol):
 
 class StarsProvider:
     name = "stars"
+    currency = "XTR"
+    methods: tuple[str | None, ...] = (None,)
+    webhook_path: str | None = None  # payments arrive as bot updates
 
     def __init__(self, sender: StarsInvoiceSender, *, title: str = "SPN VPN") -> None:
         self._sender = sender
@@ -40,3 +50,6 @@ class StarsProvider:
 
     async def fetch_statuses(self, external_ids: Sequence[str]) -> list[StatusReport]:
         return []  # Telegram cannot be asked; successful_payment is the only signal
+
+    async def read_webhook(self, request: WebhookRequest) -> WebhookResult:
+        raise WebhookRejected(404, "Stars payments arrive as bot updates")
