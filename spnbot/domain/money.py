@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 # Digits after the point for each currency we handle. Stars (XTR) are indivisible.
+# Amounts are bounded before any arithmetic: "1e999999" is short to write and costly to use.
+MAX_TEXT = 40
+MAX_MAJOR_DIGITS = 15  # up to 10^15 major units; far beyond any price
 EXPONENTS: dict[str, int] = {"RUB": 2, "XTR": 0}
 SYMBOLS: dict[str, str] = {"RUB": "₽", "XTR": "⭐"}
 
@@ -42,11 +45,14 @@ class Money:
         """
         if isinstance(value, bool) or isinstance(value, float):
             raise MoneyError(f"amount must not be a float: {value!r}")
+        text = str(value).strip()
+        if len(text) > MAX_TEXT:
+            raise MoneyError(f"not an amount: {text[:MAX_TEXT]!r}…")
         try:
-            dec = Decimal(str(value).strip())
+            dec = Decimal(text)
         except (InvalidOperation, ValueError) as exc:
             raise MoneyError(f"not an amount: {value!r}") from exc
-        if not dec.is_finite() or dec < 0:
+        if not dec.is_finite() or dec < 0 or dec.adjusted() >= MAX_MAJOR_DIGITS:
             raise MoneyError(f"not an amount: {value!r}")
         exp = EXPONENTS.get(currency)
         if exp is None:
