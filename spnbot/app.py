@@ -23,6 +23,7 @@ from spnbot.bot.notifier import BotNotifier
 from spnbot.bot.setup import build_dispatcher
 from spnbot.bot.texts import Texts
 from spnbot.config import ConfigError, Settings
+from spnbot.domain.networks import parse_networks
 from spnbot.integrations import make_cryptobot, make_oneplat, make_panel
 from spnbot.jobs import queue
 from spnbot.jobs.listener import JobListener
@@ -147,10 +148,10 @@ class Application:
         self.web = build_web_app(
             db=self.db,
             confirmer=self.confirmer,
-            oneplat=self.oneplat,
-            cryptobot=self.cryptobot,
+            providers=self.providers.values(),
             oneplat_shop_id=s.oneplat_shop_id,
             metrics=self.metrics,
+            trusted_proxies=parse_networks(s.trusted_proxies),
         )
         if s.telegram_webhook_url:
             mount_telegram_webhook(

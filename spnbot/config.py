@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from spnbot.domain.networks import parse_networks
 from spnbot.domain.tariffs import DEFAULT_TARIFFS, Tariff, parse_tariffs
 
 TELEGRAM_API = "https://api.telegram.org"
@@ -74,6 +75,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     web_host: str = "127.0.0.1"
     web_port: int = Field(8080, ge=0, le=65535)
+    # Proxies whose X-Forwarded-For is believed (comma list of IPs/CIDRs); used by sender
+    # allow-lists such as ONEPLAT_CALLBACK_IPS and YOOKASSA_TRUSTED_IPS.
+    trusted_proxies: str = "127.0.0.1,::1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -114,6 +118,12 @@ class Settings(BaseSettings):
             if any(d <= 0 for d in days):
                 raise ValueError("days must be positive")
             return days
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        parse_networks(value)
         return value
 
     @field_validator("connect_apps")

@@ -25,11 +25,11 @@ from spnbot.domain.states import PaymentStatus
 from spnbot.ops.common import missing_sqlite_file, short_error
 from spnbot.payments import oneplat_signature
 from spnbot.payments.oneplat import STATUSES
+from spnbot.payments.oneplat import WEBHOOK_PATH as ONEPLAT_PATH
 from spnbot.services.purchase import new_order_id
 from spnbot.store.db import Database
 from spnbot.store.dialect import insert_ignoring_conflicts
 from spnbot.store.models import Payment, User
-from spnbot.web.server import ONEPLAT_PATH
 
 Out = Callable[[str], None]
 PROVIDER = "oneplat"

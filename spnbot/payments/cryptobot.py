@@ -39,6 +39,7 @@ STATUSES: Final[Mapping[str, ProviderStatus]] = {
 SIGNATURE_HEADER: Final = "crypto-pay-api-signature"
 DESCRIPTION_LIMIT: Final = 1024
 IDS_PER_CALL: Final = 100
+WEBHOOK_PATH: Final = "/cryptobot-webhook"  # the seed's path
 
 
 class CryptoBotProvider:
@@ -47,7 +48,7 @@ class CryptoBotProvider:
     name = "cryptobot"
     currency = "RUB"
     methods: tuple[str | None, ...] = (None,)
-    webhook_path: str | None = "/cryptobot-webhook"
+    webhook_path: str | None = WEBHOOK_PATH
 
     def __init__(
         self,

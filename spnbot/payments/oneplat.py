@@ -49,6 +49,9 @@ RATE_LIMITED: Final = "подождите"
 SHOP_INFO_PATHS: Final = ("/api/shop/info/by-api", "/api/merchant/shop/info/by-api")
 
 
+WEBHOOK_PATH: Final = "/1plat-webhook"  # the seed's path: operators configured it in the cabinet
+
+
 class _NotFound(Exception):
     """1Plat does not know the thing asked for (HTTP 404 or ``success: 0`` on a lookup)."""
 
@@ -59,7 +62,7 @@ class OnePlatProvider:
     name = "oneplat"
     currency = "RUB"
     methods: tuple[str | None, ...] = ("card", "sbp")
-    webhook_path: str | None = "/1plat-webhook"
+    webhook_path: str | None = WEBHOOK_PATH
 
     def __init__(
         self,

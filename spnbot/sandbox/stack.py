@@ -10,12 +10,12 @@ from pydantic import SecretStr
 
 from spnbot.app import Application
 from spnbot.config import Settings
+from spnbot.payments import cryptobot, oneplat
 from spnbot.sandbox.cryptopay import CryptoPayEmulator
 from spnbot.sandbox.lifecycle import StartStop
 from spnbot.sandbox.oneplat import OnePlatEmulator
 from spnbot.sandbox.remnawave import RemnawaveEmulator
 from spnbot.sandbox.telegram import TelegramEmulator
-from spnbot.web.server import CRYPTOBOT_PATH, ONEPLAT_PATH
 
 # Sandbox credentials: they open nothing but the emulators on this machine.
 BOT_TOKEN = "7000000001:SANDBOX-bot-token-not-for-production"
@@ -86,6 +86,6 @@ class Sandbox(StartStop):
             await app.stop()
             raise
         base = f"http://127.0.0.1:{app.port}"
-        self.oneplat.callback_url = base + ONEPLAT_PATH
-        self.cryptopay.webhook_url = base + CRYPTOBOT_PATH
+        self.oneplat.callback_url = base + oneplat.WEBHOOK_PATH
+        self.cryptopay.webhook_url = base + cryptobot.WEBHOOK_PATH
         return app

@@ -7,7 +7,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from spnbot.payments.base import WebhookRejected, WebhookVerifier
+from spnbot.payments.base import (
+    PaymentProvider,
+    ProviderError,
+    WebhookAck,
+    WebhookRejected,
+    WebhookRequest,
+)
 from spnbot.services.confirm import Outcome, PaymentConfirmer
 from spnbot.web.metrics import Metrics
 
@@ -43,11 +49,16 @@ async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
 
 
 def payment_webhook(
-    provider: str, verifier: WebhookVerifier, confirmer: PaymentConfirmer, metrics: Metrics
+    provider: PaymentProvider,
+    confirmer: PaymentConfirmer,
+    metrics: Metrics,
+    remote_of: Callable[[web.Request], str | None],
 ) -> Handler:
+    name = provider.name
+
     async def handle(request: web.Request) -> web.Response:
         response = await _handle(request)
-        metrics.webhook_answers.labels(provider, str(response.status)).inc()
+        metrics.webhook_answers.labels(name, str(response.status)).inc()
         return response
 
     async def _handle(request: web.Request) -> web.Response:
@@ -57,18 +68,24 @@ def payment_webhook(
             body = await read_limited(request)
         except web.HTTPRequestEntityTooLarge:
             return _answer(413, f"body over {MAX_BODY} bytes")
+        delivery = WebhookRequest(request.headers, body, remote_of(request))
         try:
-            report = verifier.parse_webhook(request.headers, body)
+            result = await provider.read_webhook(delivery)
         except WebhookRejected as exc:
-            log.warning("%s webhook rejected (%s): %s", provider, exc.http_status, exc.reason)
+            log.warning("%s webhook rejected (%s): %s", name, exc.http_status, exc.reason)
             return _answer(exc.http_status, exc.reason)
-        outcome = await confirmer.apply(provider, report, via="webhook")
+        except ProviderError as exc:  # it could not be checked now: the sender retries
+            log.warning("%s webhook not checked: %s", name, exc)
+            return _answer(503, "cannot verify now; retry later")
+        if isinstance(result, WebhookAck):
+            return _answer(200, result.reason)
+        outcome = await confirmer.apply(name, result, via="webhook")
         status, text = ANSWERS[outcome]
         log.info(
             "%s webhook: %s",
-            provider,
+            name,
             outcome,
-            extra={"payment_id": report.order_id, "provider": provider, "http_status": status},
+            extra={"payment_id": result.order_id, "provider": name, "http_status": status},
         )
         return _answer(status, text)
 

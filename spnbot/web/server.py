@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from spnbot.payments.base import WebhookVerifier
+from spnbot.domain.networks import Network
+from spnbot.payments.base import PaymentProvider
 from spnbot.services.confirm import PaymentConfirmer
 from spnbot.store.db import Database
 from spnbot.web.metrics import Metrics
 from spnbot.web.payment_webhooks import payment_webhook
+from spnbot.web.remote import remote_resolver
 
 log = logging.getLogger(__name__)
-
-ONEPLAT_PATH = "/1plat-webhook"
-CRYPTOBOT_PATH = "/cryptobot-webhook"
 
 
 @web.middleware
@@ -37,18 +36,17 @@ def build_web_app(
     *,
     db: Database,
     confirmer: PaymentConfirmer,
-    oneplat: WebhookVerifier | None,
-    cryptobot: WebhookVerifier | None,
+    providers: Iterable[PaymentProvider],
     oneplat_shop_id: str | None,
     metrics: Metrics,
+    trusted_proxies: tuple[Network, ...] = (),
 ) -> web.Application:
     app = web.Application(middlewares=[_fault_barrier])
-    if oneplat is not None:
-        app.router.add_post(ONEPLAT_PATH, payment_webhook("oneplat", oneplat, confirmer, metrics))
-    if cryptobot is not None:
-        app.router.add_post(
-            CRYPTOBOT_PATH, payment_webhook("cryptobot", cryptobot, confirmer, metrics)
-        )
+    remote_of = remote_resolver(trusted_proxies)
+    for provider in providers:  # one route per provider that takes notifications
+        if provider.webhook_path:
+            handler = payment_webhook(provider, confirmer, metrics, remote_of)
+            app.router.add_post(provider.webhook_path, handler)
     if oneplat_shop_id:
 
         async def domain_verification(_request: web.Request) -> web.Response:

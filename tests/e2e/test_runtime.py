@@ -79,8 +79,7 @@ async def test_health_is_503_when_the_database_is_gone() -> None:
     app = build_web_app(
         db=db,
         confirmer=PaymentConfirmer(db, referral_bonus_days=7),
-        oneplat=None,
-        cryptobot=None,
+        providers=(),
         oneplat_shop_id=None,
         metrics=Metrics(),
     )
