@@ -102,7 +102,7 @@ class AppTarget:
         }
 
     async def _settle(self, timeout: float) -> dict[str, int]:
-        from spnbot.jobs import queue
+        from spnbot.store import jobs as queue
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -24,13 +23,9 @@ from spnbot.bot.setup import build_dispatcher
 from spnbot.bot.texts import Texts
 from spnbot.config import ConfigError, Settings
 from spnbot.domain.networks import parse_networks
-from spnbot.integrations import make_cryptobot, make_oneplat, make_panel
-from spnbot.jobs import queue
+from spnbot.integrations import build_registry, make_panel
 from spnbot.jobs.listener import JobListener
-from spnbot.jobs.queue import ClaimedJob
 from spnbot.jobs.runner import JobRunner
-from spnbot.payments.base import PaymentProvider
-from spnbot.payments.stars import StarsProvider
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
@@ -50,9 +45,12 @@ from spnbot.services.rewards import RewardsService
 from spnbot.services.stars import StarsCheckout
 from spnbot.services.subscription import SubscriptionService
 from spnbot.services.users import UserService
+from spnbot.store import jobs as queue
 from spnbot.store import migrate
 from spnbot.store.db import Database
 from spnbot.store.instance_lock import InstanceLock
+from spnbot.store.jobs import ClaimedJob
+from spnbot.store.uow import Store
 from spnbot.web.metrics import Metrics, TelegramErrorCounter
 from spnbot.web.server import build_web_app
 from spnbot.web.telegram_webhook import mount_telegram_webhook
@@ -64,21 +62,24 @@ STATE_TTL = timedelta(days=1)
 
 
 class Application:
-    """One running SPN instance: bot, web server, job runner and reconciler."""
+    """One running SPN instance: bot, web server, job runner and reconciler.
+
+    Built whole in the constructor (no I/O there); ``start`` opens the database, the servers
+    and the background tasks, and ``stop`` closes whatever was opened, in reverse order.
+    """
 
     def __init__(self, settings: Settings) -> None:
         settings.require_for_run()
-        self.settings = settings
-        self.db = Database(settings.sqlalchemy_url)
+        s = self.settings = settings
+        self.db = Database(s.sqlalchemy_url)
+        self.store = Store(self.db)
+        self.metrics = Metrics()
+        self.port: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner_web: web.AppRunner | None = None
         self._listener: JobListener | None = None
         self._lock = InstanceLock(Path(str(self.db.url.database))) if self.db.is_sqlite else None
-        self.metrics = Metrics()
-        self.port: int | None = None
 
-    async def _build(self) -> None:
-        s = self.settings
         # One client session for every outgoing call; TLS verification stays on (the default).
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.bot = make_bot(s)
@@ -88,23 +89,12 @@ class Application:
         panel = make_panel(s, self.http)
         assert panel is not None  # require_for_run checked its settings
         self.panel = panel
-        self.oneplat = make_oneplat(s, self.http)
-        self.cryptobot = make_cryptobot(s, self.http)
-        self.providers: dict[str, PaymentProvider] = {
-            name: provider
-            for name, provider in (("oneplat", self.oneplat), ("cryptobot", self.cryptobot))
-            if provider is not None
-        }
-        if s.stars_enabled:
-            self.providers["stars"] = StarsProvider(self.notifier)
+        self.providers = build_registry(s, self.http, stars_sender=self.notifier)
 
         self.users = UserService(self.db)
         self.reminders = ReminderService(self.db, days_before=s.reminder_days)
         self.panel_sync = PanelSyncHandler(
-            self.db,
-            self.panel,
-            self.notifier,
-            observe=self.metrics.activation_seconds.observe,
+            self.store, self.panel, self.notifier, observe=self.metrics.activation_seconds.observe
         )
         self.runner = JobRunner(
             self.db,
@@ -121,19 +111,20 @@ class Application:
         self.db.job_listeners.append(self.runner.wake)
         # Confirmations run their follow-up jobs at once in this process (see apply()).
         self.confirmer = PaymentConfirmer(
-            self.db, referral_bonus_days=s.referral_bonus_days, adopt=self.runner.adopt
+            self.store, referral_bonus_days=s.referral_bonus_days, adopt=self.runner.adopt
         )
-        self.purchases = PurchaseService(self.db, self.providers, self.confirmer)
+        self.purchases = PurchaseService(self.store, self.providers, self.confirmer)
         self.reconciler = Reconciler(
-            self.db, self.providers, self.confirmer, ttl=timedelta(seconds=s.payment_ttl)
+            self.store, self.providers, self.confirmer, ttl=timedelta(seconds=s.payment_ttl)
         )
         self.ctx = BotContext(
             settings=s,
             texts=self.texts,
+            providers=self.providers,
             users=self.users,
             purchases=self.purchases,
             confirmer=self.confirmer,
-            stars=StarsCheckout(self.db, self.confirmer),
+            stars=StarsCheckout(self.store, self.confirmer),
             subscriptions=SubscriptionService(self.panel),
             rewards=RewardsService(self.db, gift_days=s.gift_days),
             admin=AdminService(self.db),
@@ -148,7 +139,7 @@ class Application:
         self.web = build_web_app(
             db=self.db,
             confirmer=self.confirmer,
-            providers=self.providers.values(),
+            providers=self.providers,
             oneplat_shop_id=s.oneplat_shop_id,
             metrics=self.metrics,
             trusted_proxies=parse_networks(s.trusted_proxies),
@@ -166,7 +157,6 @@ class Application:
         if self._lock is not None:
             self._lock.acquire()
         await self._prepare_database(apply_migrations)
-        await self._build()
         s = self.settings
         me = await self.bot.me()
         self.ctx.bot_username = me.username or ""
@@ -197,10 +187,6 @@ class Application:
                 self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False),
                 "polling",
             )
-        # aiogram, pydantic and SQLAlchemy leave ~250k long-lived objects behind; frozen, they
-        # are no longer walked by every full collection (~200 ms of stop-the-world each).
-        gc.collect()
-        gc.freeze()
         log.info(
             "SPN started: web on %s:%s, bot @%s", self.settings.web_host, self.port, me.username
         )
@@ -258,30 +244,24 @@ class Application:
 
     async def stop(self) -> None:
         """Stop taking updates, let running jobs finish (bounded), close every pool."""
-        if hasattr(self, "dp"):
-            with contextlib.suppress(RuntimeError):
-                await self.dp.stop_polling()
+        with contextlib.suppress(RuntimeError):  # not polling
+            await self.dp.stop_polling()
         if self._runner_web is not None:
             await self._runner_web.cleanup()  # no new webhooks; in-flight ones finish
             self._runner_web = None
-        if hasattr(self, "runner"):
-            await self.runner.stop(timeout=10)
-        if hasattr(self, "confirmer"):  # let batches already in flight commit
-            await self.confirmer.aclose()
-            await self.panel_sync.aclose()
+        await self.runner.stop(timeout=10)
+        await self.confirmer.aclose()  # let batches already in flight commit
+        await self.panel_sync.aclose()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self._listener is not None:
             await self._listener.stop()
-        storage = getattr(self, "storage", None)
-        if storage is not None:
-            await storage.close()
-        if hasattr(self, "bot"):
-            await self.bot.session.close()
-        if hasattr(self, "http"):
-            await self.http.close()
+        if self.storage is not None:
+            await self.storage.close()
+        await self.bot.session.close()
+        await self.http.close()
         await self.db.dispose()
         if self._lock is not None:
             self._lock.release()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -139,6 +140,10 @@ async def _run(settings: Settings, *, apply_migrations: bool) -> int:
             loop.add_signal_handler(sig, stop.set)
     try:
         await app.start(apply_migrations=apply_migrations)
+        # aiogram, pydantic and SQLAlchemy leave ~250k long-lived objects behind; frozen, they
+        # are no longer walked by every full collection (~200 ms of stop-the-world each).
+        gc.collect()
+        gc.freeze()
         await stop.wait()
     finally:
         await app.stop()

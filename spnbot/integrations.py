@@ -6,8 +6,11 @@ import aiohttp
 
 from spnbot.config import Settings
 from spnbot.panel.remnawave import RemnawaveClient
+from spnbot.payments.base import PaymentProvider
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.payments.oneplat import OnePlatProvider
+from spnbot.payments.registry import ProviderRegistry
+from spnbot.payments.stars import StarsInvoiceSender, StarsProvider
 
 
 def make_panel(
@@ -55,3 +58,16 @@ def make_cryptobot(
         accepted_assets=s.cryptobot_assets,
         timeout=timeout,
     )
+
+
+def build_registry(
+    settings: Settings, http: aiohttp.ClientSession, *, stars_sender: StarsInvoiceSender
+) -> ProviderRegistry:
+    """Every configured provider, in the order the customer sees them. A new provider is one
+    line here (its module builds it from its own settings, or None when they are unset)."""
+    built: list[PaymentProvider | None] = [
+        make_oneplat(settings, http),
+        make_cryptobot(settings, http),
+        StarsProvider(stars_sender) if settings.stars_enabled else None,
+    ]
+    return ProviderRegistry(p for p in built if p is not None)

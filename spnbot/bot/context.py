@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from spnbot.bot.texts import Texts
 from spnbot.config import Settings
+from spnbot.payments.registry import Offer, ProviderRegistry
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
@@ -20,6 +21,7 @@ from spnbot.services.users import UserService
 class BotContext:
     settings: Settings
     texts: Texts
+    providers: ProviderRegistry
     users: UserService
     purchases: PurchaseService
     confirmer: PaymentConfirmer
@@ -30,16 +32,6 @@ class BotContext:
     broadcasts: BroadcastService
     bot_username: str = ""
 
-    def methods(self) -> list[tuple[str, str | None]]:
-        """(provider, sub-method) pairs a user may choose: only configured providers."""
-        offered: list[tuple[str, str | None]] = []
-        names = set(self.purchases.provider_names)
-        if "oneplat" in names:
-            for method in self.settings.oneplat_methods.split(","):
-                if method.strip() in ("card", "sbp"):
-                    offered.append(("oneplat", method.strip()))
-        if "cryptobot" in names:
-            offered.append(("cryptobot", None))
-        if "stars" in names:
-            offered.append(("stars", None))
-        return offered
+    def offers(self) -> list[Offer]:
+        """The ways to pay a customer may choose: only configured providers."""
+        return self.providers.offers()

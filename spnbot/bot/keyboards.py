@@ -8,13 +8,13 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from spnbot.bot import callbacks as cb
 from spnbot.bot.context import BotContext
 from spnbot.domain.tariffs import Tariff
+from spnbot.payments.registry import Offer
 
-METHOD_LABELS = {
-    ("oneplat", "card"): "btn_method_card",
-    ("oneplat", "sbp"): "btn_method_sbp",
-    ("cryptobot", None): "btn_method_cryptobot",
-    ("stars", None): "btn_method_stars",
-}
+
+def offer_label(offer: Offer) -> str:
+    """A provider's texts are found by name: ``btn_method_<provider>[_<method>]``."""
+    suffix = f"_{offer.method}" if offer.method else ""
+    return f"btn_method_{offer.provider}{suffix}"
 
 
 def button(ctx: BotContext, lang: str, key: str, data: str) -> InlineKeyboardButton:
@@ -61,9 +61,9 @@ def tariffs(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
 
 def methods(ctx: BotContext, lang: str, tariff: Tariff) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    for provider, method in ctx.methods():
-        data = cb.PayCb(code=tariff.code, provider=provider, method=method or "").pack()
-        kb.row(button(ctx, lang, METHOD_LABELS[(provider, method)], data))
+    for offer in ctx.offers():
+        data = cb.PayCb(code=tariff.code, provider=offer.provider, method=offer.method or "")
+        kb.row(button(ctx, lang, offer_label(offer), data.pack()))
     kb.row(button(ctx, lang, "btn_back", cb.BUY))
     return kb.as_markup()
 

@@ -17,9 +17,12 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
 
+from spnbot.bot import callbacks as cb
 from spnbot.bot.texts import Raw, Texts, format_dt
 from spnbot.config import Settings
-from spnbot.services.notices import DeliveryRetryLater, Notice, RecipientBlocked
+from spnbot.services.notices import DeliveryRetryLater, Notice, RecipientBlocked, Screen
+
+SCREENS = {Screen.TARIFFS: cb.BUY, Screen.SUBSCRIPTION: cb.MY_SUB}
 
 
 class BotNotifier:
@@ -34,7 +37,9 @@ class BotNotifier:
         rows = [
             [
                 InlineKeyboardButton(
-                    text=self._texts(lang, b.text_key), callback_data=b.callback_data, url=b.url
+                    text=self._texts(lang, b.text_key),
+                    callback_data=SCREENS[b.screen] if b.screen else None,
+                    url=b.url,
                 )
                 for b in row
             ]

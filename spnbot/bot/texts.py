@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import html
 import tomllib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from spnbot.domain.expiry import MSK
 
 BUILTIN = Path(__file__).resolve().parent.parent / "locales"
 LANGUAGES = ("ru", "en")
 DEFAULT = "ru"
-MSK = timezone(timedelta(hours=3), "MSK")
 
 
 class Texts:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+# The operator's and most customers' zone: ends of subscriptions and "today" are shown in it.
+MSK = timezone(timedelta(hours=3), "MSK")
 
 
 def utcnow() -> datetime:
@@ -28,3 +33,27 @@ def is_active(expires_at: datetime | None, now: datetime) -> bool:
 
 def time_left(expires_at: datetime, now: datetime) -> timedelta:
     return max(expires_at - now, timedelta(0))
+
+
+@dataclass(frozen=True)
+class Stacked:
+    previous: datetime | None
+    new: datetime
+
+
+def stack_extensions(
+    now: datetime, current: Mapping[int, datetime | None], extensions: Sequence[tuple[int, int]]
+) -> tuple[list[Stacked], dict[int, datetime]]:
+    """Apply (user id, days) extensions in order, each from where the previous one ended.
+
+    Returns each extension's before/after and every extended user's final expiry: grants to
+    one user in one batch stack exactly as they would one at a time.
+    """
+    running = dict(current)
+    steps: list[Stacked] = []
+    final: dict[int, datetime] = {}
+    for user_id, days in extensions:
+        previous = running[user_id]
+        running[user_id] = final[user_id] = extended_expiry(now, previous, days)
+        steps.append(Stacked(previous, final[user_id]))
+    return steps, final

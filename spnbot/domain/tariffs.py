@@ -28,6 +28,14 @@ class Tariff:
     def stars(self) -> Money:
         return Money.stars(self.price_stars)
 
+    def price(self, currency: str) -> Money:
+        """The price in what a provider charges: rubles, or Stars."""
+        if currency == "XTR":
+            return self.stars
+        if currency == "RUB":
+            return self.rub
+        raise ValueError(f"tariffs have no price in {currency}")
+
     @property
     def months(self) -> int:
         digits = self.code.rstrip("m")

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL
 
-from spnbot.jobs.queue import NOTIFY_CHANNEL
+from spnbot.store.jobs import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from spnbot.domain.expiry import utcnow
-from spnbot.jobs import queue
-from spnbot.jobs.queue import ClaimedJob
+from spnbot.store import jobs as queue
 from spnbot.store.db import Database
+from spnbot.store.jobs import ClaimedJob
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ class JobRunner:
         self._idle_poll = idle_poll
         self._on_give_up = on_give_up
         self._wake = asyncio.Event()
+        # Set while the runner waits for work (a wake-up or its idle poll); for tests and
+        # shutdown diagnostics, so nobody has to guess with a sleep.
+        self.idle = asyncio.Event()
         self._active: dict[asyncio.Task[None], list[int]] = {}  # task → its job ids
         self._batch_tasks: dict[asyncio.Task[None], str] = {}  # task → batch kind
         self._adopted: set[asyncio.Task[None]] = set()
@@ -174,8 +177,12 @@ class JobRunner:
         ]
         if gaps:
             timeout = min(timeout, min(gaps))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        self.idle.set()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            self.idle.clear()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._active.pop(task, None)

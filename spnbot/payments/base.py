@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from spnbot.domain.money import Money
+from spnbot.domain.reports import ProviderStatus, StatusReport
 
-
-class ProviderStatus(enum.StrEnum):
-    PENDING = "pending"
-    PAID = "paid"
-    FAILED = "failed"
-    EXPIRED = "expired"
+__all__ = [
+    "Invoice",
+    "InvoiceRequest",
+    "PaymentProvider",
+    "ProviderError",
+    "ProviderStatus",
+    "StatusReport",
+    "WebhookAck",
+    "WebhookRejected",
+    "WebhookRequest",
+    "WebhookResult",
+]
 
 
 @dataclass(frozen=True)
@@ -36,17 +42,6 @@ class Invoice:
     # The exact figure the payer must transfer when the provider says it differs from ours.
     amount_to_pay: Money | None = None
     deadline: datetime | None = None  # the provider's own expiry of the invoice
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    """What a provider says about one payment (from a webhook or a status query)."""
-
-    external_id: str
-    order_id: str | None
-    status: ProviderStatus
-    amount: Money | None
-    raw_status: str = ""
 
 
 class ProviderError(Exception):

@@ -14,6 +14,8 @@ from spnbot.payments.base import (
     WebhookResult,
 )
 
+NAME = "stars"
+
 
 class StarsInvoiceSender(Protocol):
     async def send_stars_invoice(
@@ -24,7 +26,7 @@ class StarsInvoiceSender(Protocol):
 
 
 class StarsProvider:
-    name = "stars"
+    name = NAME
     currency = "XTR"
     methods: tuple[str | None, ...] = (None,)
     webhook_path: str | None = None  # payments arrive as bot updates

@@ -6,25 +6,24 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spnbot.domain.expiry import utcnow
+from spnbot.domain.expiry import MSK, utcnow
 from spnbot.domain.money import Money
 from spnbot.domain.states import GrantKind, JobStatus, PaymentStatus
-from spnbot.jobs import queue
-from spnbot.services.grants import grant_days
+from spnbot.services.grants import GrantRequest, grant_days
 from spnbot.services.rewards import normalize_code
+from spnbot.store import jobs as queue
 from spnbot.store.db import Database
 from spnbot.store.dialect import insert_ignoring_conflicts
 from spnbot.store.models import Base, Payment, PromoCode, User
+from spnbot.store.uow import Tx
 
 log = logging.getLogger(__name__)
 
-# The operator counts days and "today" in Moscow time, as the customers' screens show it.
-MSK = timezone(timedelta(hours=3), "MSK")
 RECENT_PAYMENTS = 5
 
 
@@ -133,13 +132,15 @@ class AdminService:
         try:
             async with self._db.transaction() as session:
                 grant = await grant_days(
-                    session,
-                    user_id=tg_id,
-                    days=days,
-                    kind=GrantKind.ADMIN,
-                    source=source,
+                    Tx(session),
+                    GrantRequest(
+                        tg_id,
+                        days,
+                        GrantKind.ADMIN,
+                        source,
+                        notify="grant_success",
+                    ),
                     now=self._clock(),
-                    notify="grant_success",
                 )
         except LookupError:
             return Given(GiveResult.UNKNOWN_USER)

@@ -21,12 +21,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.expiry import utcnow
-from spnbot.jobs import queue
-from spnbot.jobs.queue import ClaimedJob
 from spnbot.jobs.runner import PermanentJobError
 from spnbot.services.notices import DeliveryRetryLater, Notice, RecipientBlocked, TextSender
 from spnbot.services.notify import NOTIFY, notify_payload
+from spnbot.store import jobs as queue
 from spnbot.store.db import Database
+from spnbot.store.jobs import ClaimedJob
 from spnbot.store.models import Broadcast, User
 
 log = logging.getLogger(__name__)

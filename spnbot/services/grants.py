@@ -7,15 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from spnbot.domain.expiry import extended_expiry
+from spnbot.domain.expiry import stack_extensions
 from spnbot.domain.states import GrantKind
-from spnbot.jobs import queue
-from spnbot.jobs.queue import ClaimedJob, NewJob
-from spnbot.store.dialect import insert_ignoring_conflicts
-from spnbot.store.models import GRANTS, USERS
+from spnbot.store.jobs import ClaimedJob, NewJob
+from spnbot.store.ledger import LedgerEntry
+from spnbot.store.uow import Tx
 
 PANEL_SYNC = "panel_sync"
 
@@ -33,7 +29,6 @@ class GrantRequest:
 @dataclass(frozen=True)
 class GrantResult:
     grant_id: int
-    previous_expiry: datetime | None
     new_expiry: datetime
     # The panel-sync job, when the caller asked to run it itself (``claim_lease``).
     sync_job: ClaimedJob | None = None
@@ -44,28 +39,17 @@ class GrantConflict(Exception):
     """A batch met a source that had already granted: redo each grant on its own."""
 
 
-async def grant_days(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    days: int,
-    kind: GrantKind,
-    source: str,
-    now: datetime,
-    notify: str | None = None,
-    notify_params: dict[str, Any] | None = None,
-) -> GrantResult | None:
-    """Extend ``user_id`` by ``days`` once per (kind, source); None if that source already granted.
+async def grant_days(tx: Tx, request: GrantRequest, *, now: datetime) -> GrantResult | None:
+    """Extend a user once per (kind, source); None if that source already granted.
 
-    Runs inside the caller's transaction: the new expiry, the ledger row and the panel-sync job
-    commit together or not at all.
+    Runs inside the caller's unit of work: the new expiry, the ledger row and the panel-sync
+    job commit together or not at all.
     """
-    request = GrantRequest(user_id, days, kind, source, notify, notify_params or {})
-    return (await grant_many(session, [request], now=now))[0]
+    return (await grant_many(tx, [request], now=now))[0]
 
 
 async def grant_many(
-    session: AsyncSession,
+    tx: Tx,
     requests: Sequence[GrantRequest],
     *,
     now: datetime,
@@ -81,91 +65,62 @@ async def grant_many(
         return []
     if len({(r.kind, r.source) for r in requests}) != len(requests):
         raise GrantConflict("the same source twice in one batch")
-    user_ids = sorted({r.user_id for r in requests})
-    # Row locks in one order on PostgreSQL (no deadlock between batches); SQLite transactions
-    # already hold the write lock (BEGIN IMMEDIATE).
-    locked = await session.execute(
-        select(USERS.c.tg_id, USERS.c.expires_at, USERS.c.referrer_id, USERS.c.panel_ref)
-        .where(USERS.c.tg_id.in_(user_ids))
-        .order_by(USERS.c.tg_id)
-        .with_for_update()
-    )
-    expiry: dict[int, datetime | None] = {}
-    referrers: dict[int, int | None] = {}
-    panel_refs: dict[int, str | None] = {}
-    for tg_id, expires_at, referrer_id, panel_ref in locked:
-        expiry[tg_id] = expires_at
-        referrers[tg_id] = referrer_id
-        panel_refs[tg_id] = panel_ref
-    missing = [uid for uid in user_ids if uid not in expiry]
+    targets = await tx.accounts.lock_for_grant(r.user_id for r in requests)
+    missing = sorted({r.user_id for r in requests} - set(targets))
     if missing:
         raise LookupError(f"users {missing} do not exist")
 
-    ledger: list[dict[str, Any]] = []
-    final: dict[int, datetime] = {}  # each user's expiry after all of their grants
-    for r in requests:
-        previous = expiry[r.user_id]
-        expiry[r.user_id] = final[r.user_id] = extended_expiry(now, previous, r.days)
-        ledger.append(
-            {
-                "user_id": r.user_id,
-                "kind": r.kind,
-                "source": r.source,
-                "days": r.days,
-                "previous_expiry": previous,
-                "new_expiry": expiry[r.user_id],
-                "created_at": now,
-            }
-        )
-    inserted = await session.execute(
-        insert_ignoring_conflicts(session, GRANTS)
-        .on_conflict_do_nothing(index_elements=["kind", "source"])
-        .returning(GRANTS.c.id, GRANTS.c.kind, GRANTS.c.source),
-        ledger,  # executemany: one multi-row INSERT from a statement compiled once
+    steps, final = stack_extensions(
+        now,
+        {uid: t.expires_at for uid, t in targets.items()},
+        [(r.user_id, r.days) for r in requests],
     )
-    grant_ids = {(kind, source): grant_id for grant_id, kind, source in inserted}
+    entries = [
+        LedgerEntry(r.user_id, r.kind, r.source, r.days, step.previous, step.new)
+        for r, step in zip(requests, steps, strict=True)
+    ]
+    grant_ids = await tx.ledger.record(entries, now)
     if len(grant_ids) != len(requests):
         if len(requests) > 1:
             raise GrantConflict("a source in the batch had already granted")
         return [None]
+    await tx.accounts.set_expiries(final)
 
-    await session.execute(
-        update(USERS)
-        .where(USERS.c.tg_id == bindparam("b_tg_id"))
-        .values(expires_at=bindparam("b_expires_at")),
-        [{"b_tg_id": uid, "b_expires_at": final[uid]} for uid in user_ids],
-    )
-    ids = [grant_ids[(r.kind, r.source)] for r in requests]
-    jobs = await queue.enqueue_many(
-        session,
+    granted = [(r, grant_ids[(str(r.kind), r.source)]) for r in requests]
+    jobs = await tx.jobs.add_many(
         [
-            NewJob(
-                PANEL_SYNC,
-                {
-                    "user_id": r.user_id,
-                    "grant_id": grant_id,
-                    "kind": str(r.kind),
-                    "days": r.days,
-                    "notify": r.notify,
-                    "notify_params": r.notify_params,
-                    "granted_at": now.isoformat(),
-                    # What the sync will most likely find; it re-reads before it is done.
-                    "expires_hint": final[r.user_id].isoformat(),
-                    "panel_ref_hint": panel_refs[r.user_id],
-                },
-                dedup_key=f"sync:grant:{grant_id}",
-            )
-            for r, grant_id in zip(requests, ids, strict=True)
+            _sync_job(r, grant_id, now, final[r.user_id], targets[r.user_id].panel_ref)
+            for r, grant_id in granted
         ],
         claim_lease=claim_lease,
     )
     return [
         GrantResult(
             grant_id,
-            row["previous_expiry"],
-            row["new_expiry"],
+            step.new,
             sync_job=job if claim_lease is not None else None,
-            referrer_id=referrers[r.user_id],
+            referrer_id=targets[r.user_id].referrer_id,
         )
-        for r, grant_id, row, job in zip(requests, ids, ledger, jobs, strict=True)
+        for (r, grant_id), step, job in zip(granted, steps, jobs, strict=True)
     ]
+
+
+def _sync_job(
+    r: GrantRequest, grant_id: int, now: datetime, final: datetime, panel_ref: str | None
+) -> NewJob:
+    return NewJob(
+        PANEL_SYNC,
+        {
+            "user_id": r.user_id,
+            "grant_id": grant_id,
+            "kind": str(r.kind),
+            "days": r.days,
+            "notify": r.notify,
+            "notify_params": r.notify_params,
+            "granted_at": now.isoformat(),
+            # What the sync will most likely find; it re-reads before it is done.
+            "expires_hint": final.isoformat(),
+            "panel_ref_hint": panel_ref,
+        },
+        dedup_key=f"sync:grant:{grant_id}",
+    )

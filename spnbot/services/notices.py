@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+class Screen(enum.StrEnum):
+    """Where a notice's button leads; the bot layer knows how to open each screen."""
+
+    TARIFFS = "tariffs"
+    SUBSCRIPTION = "subscription"
 
 
 @dataclass(frozen=True)
 class NoticeButton:
     text_key: str
-    callback_data: str | None = None
+    screen: Screen | None = None
     url: str | None = None
 
 
@@ -24,10 +32,7 @@ class Notice:
             "template": self.template,
             "params": self.params,
             "buttons": [
-                [
-                    {"text_key": b.text_key, "callback_data": b.callback_data, "url": b.url}
-                    for b in row
-                ]
+                [{"text_key": b.text_key, "screen": b.screen, "url": b.url} for b in row]
                 for row in self.buttons
             ],
         }
@@ -37,8 +42,21 @@ class Notice:
         return cls(
             template=data["template"],
             params=dict(data.get("params") or {}),
-            buttons=[[NoticeButton(**b) for b in row] for row in data.get("buttons") or []],
+            buttons=[
+                kept
+                for row in data.get("buttons") or []
+                if (kept := [b for raw in row if (b := _button(raw)) is not None])
+            ],
         )
+
+
+def _button(data: dict[str, Any]) -> NoticeButton | None:
+    """A stored button; None for one that leads nowhere we know (written by an older release
+    as the bot's raw callback string): the notice goes out without it."""
+    screen = data.get("screen")
+    if screen not in set(Screen) and not data.get("url"):
+        return None
+    return NoticeButton(data["text_key"], Screen(screen) if screen else None, data.get("url"))
 
 
 class RecipientBlocked(Exception):

@@ -12,10 +12,10 @@ from sqlalchemy import select, update
 
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.money import SYMBOLS, Money, MoneyError
-from spnbot.jobs.queue import ClaimedJob
 from spnbot.jobs.runner import PermanentJobError
 from spnbot.services.notices import DeliveryRetryLater, Notice, Notifier, RecipientBlocked
 from spnbot.store.db import Database
+from spnbot.store.jobs import ClaimedJob
 from spnbot.store.models import User
 
 log = logging.getLogger(__name__)

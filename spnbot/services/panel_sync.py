@@ -15,18 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from spnbot.domain.expiry import utcnow
-from spnbot.jobs import queue
-from spnbot.jobs.queue import ClaimedJob, NewJob
 from spnbot.panel.base import Panel, PanelConflict, PanelError, PanelNotFound, PanelUser
-from spnbot.services.notices import Notice, NoticeButton, Notifier, RecipientBlocked
+from spnbot.services.notices import Notice, NoticeButton, Notifier, RecipientBlocked, Screen
 from spnbot.services.notify import NOTIFY, notify_payload
-from spnbot.store.db import Database
-from spnbot.store.group_commit import GroupCommit
-from spnbot.store.models import USERS
+from spnbot.store.accounts import PanelLink, SyncState
+from spnbot.store.group_commit import GroupCommit, Transactional
+from spnbot.store.jobs import ClaimedJob, NewJob
+from spnbot.store.uow import Tx
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +32,6 @@ MAX_CONVERGE_ROUNDS = 5
 
 def panel_username(telegram_id: int) -> str:
     return f"tg_{telegram_id}"
-
-
-@dataclass(frozen=True)
-class UserState:
-    expires_at: datetime | None
-    panel_ref: str | None
-    language: str
-    blocked: bool
 
 
 @dataclass(frozen=True)
@@ -58,21 +46,21 @@ class _Done:
 class PanelSyncHandler:
     def __init__(
         self,
-        db: Database,
+        store: Transactional[Tx],
         panel: Panel,
         notifier: Notifier,
         *,
         clock: Callable[[], datetime] = utcnow,
         observe: Callable[[float], None] | None = None,
     ) -> None:
-        self._db = db
+        self._store = store
         self._panel = panel
         self._notifier = notifier
         self._clock = clock
         self._observe = observe  # confirmation → activation seconds, for metrics
         # In a burst, many syncs read and finish at once: they share statements.
-        self._reads = GroupCommit(db, self._read_many, name="sync-read")
-        self._done = GroupCommit(db, self._finish_many, name="sync-done")
+        self._reads = GroupCommit(store, self._read_many, name="sync-read")
+        self._done = GroupCommit(store, self._finish_many, name="sync-done")
 
     async def aclose(self) -> None:
         await self._reads.aclose()
@@ -113,12 +101,12 @@ class PanelSyncHandler:
             self._observe(since.total_seconds())
         return True  # finished in the batch above
 
-    async def _converge(self, job: ClaimedJob) -> tuple[UserState | None, PanelUser | None]:
+    async def _converge(self, job: ClaimedJob) -> tuple[SyncState | None, PanelUser | None]:
         user_id = int(job.payload["user_id"])
         hint = job.payload.get("expires_hint")
-        state: UserState | None
+        state: SyncState | None
         if hint:  # the grant told us what it set: no read before the panel call
-            state = UserState(
+            state = SyncState(
                 datetime.fromisoformat(hint), job.payload.get("panel_ref_hint"), "ru", False
             )
         else:
@@ -135,7 +123,7 @@ class PanelSyncHandler:
             latest = await self._reads.submit(user_id)
             if latest is None or latest.expires_at == target:
                 return latest, panel_user
-            state = UserState(latest.expires_at, panel_user.ref, latest.language, latest.blocked)
+            state = SyncState(latest.expires_at, panel_user.ref, latest.language, latest.blocked)
         return state, panel_user
 
     async def _apply(self, user_id: int, panel_ref: str | None, target: datetime) -> PanelUser:
@@ -160,7 +148,7 @@ class PanelSyncHandler:
         return await panel.set_expiry(existing.ref, target)
 
     def _notice(
-        self, job: ClaimedJob, template: str, state: UserState, panel_user: PanelUser | None
+        self, job: ClaimedJob, template: str, state: SyncState, panel_user: PanelUser | None
     ) -> Notice:
         params = dict(job.payload.get("notify_params") or {})
         params.update(
@@ -168,68 +156,35 @@ class PanelSyncHandler:
             expires_at=state.expires_at.isoformat() if state.expires_at else None,
             subscription_url=panel_user.subscription_url if panel_user else None,
         )
-        return Notice(template, params, [[NoticeButton("btn_my_subscription", "my_sub")]])
+        return Notice(
+            template, params, [[NoticeButton("btn_my_subscription", screen=Screen.SUBSCRIPTION)]]
+        )
 
     async def _tell_delayed(self, job: ClaimedJob) -> None:
         user_id = int(job.payload["user_id"])
-        async with self._db.transaction() as session:
-            await queue.enqueue(
-                session,
+        async with self._store.transaction() as tx:
+            await tx.jobs.add(
                 NOTIFY,
                 notify_payload(user_id, Notice("activation_delayed", {})),
                 dedup_key=f"notify:delayed:{job.payload['grant_id']}",
             )
 
     @staticmethod
-    async def _read_many(session: AsyncSession, user_ids: Sequence[int]) -> list[UserState | None]:
-        rows = await session.execute(
-            select(
-                USERS.c.tg_id,
-                USERS.c.expires_at,
-                USERS.c.panel_ref,
-                USERS.c.language,
-                USERS.c.blocked_at,
-            ).where(USERS.c.tg_id.in_(set(user_ids)))
-        )
-        found = {
-            tg_id: UserState(expires_at, panel_ref, language or "ru", blocked_at is not None)
-            for tg_id, expires_at, panel_ref, language, blocked_at in rows
-        }
+    async def _read_many(tx: Tx, user_ids: Sequence[int]) -> list[SyncState | None]:
+        found = await tx.accounts.sync_states(user_ids)
         return [found.get(user_id) for user_id in user_ids]
 
-    async def _finish_many(self, session: AsyncSession, done: Sequence[_Done]) -> list[None]:
+    async def _finish_many(self, tx: Tx, done: Sequence[_Done]) -> list[None]:
         now = self._clock()
-        synced = [d for d in done if d.panel_user is not None]
-        if synced:
-            await session.execute(
-                update(USERS)
-                .where(USERS.c.tg_id == bindparam("b_tg_id"))
-                .values(
-                    panel_ref=bindparam("b_ref"),
-                    subscription_url=bindparam("b_url"),
-                    panel_synced_at=now,
-                ),
-                [
-                    {
-                        "b_tg_id": d.user_id,
-                        "b_ref": d.panel_user.ref,
-                        "b_url": d.panel_user.subscription_url,
-                    }
-                    for d in synced
-                    if d.panel_user is not None
-                ],
-            )
+        links = [
+            PanelLink(d.user_id, d.panel_user.ref, d.panel_user.subscription_url)
+            for d in done
+            if d.panel_user is not None
+        ]
         untouched = [d.user_id for d in done if d.panel_user is None]
-        if untouched:
-            await session.execute(
-                update(USERS).where(USERS.c.tg_id.in_(untouched)).values(panel_synced_at=now)
-            )
-        blocked = [d.user_id for d in done if d.blocked]
-        if blocked:
-            await session.execute(
-                update(USERS).where(USERS.c.tg_id.in_(blocked)).values(blocked_at=now)
-            )
+        await tx.accounts.record_sync(links, untouched, now)
+        await tx.accounts.mark_blocked([d.user_id for d in done if d.blocked], now)
         retries = {d.retry_notice.dedup_key: d.retry_notice for d in done if d.retry_notice}
-        await queue.enqueue_many(session, list(retries.values()))
-        await queue.finish_many(session, [d.job_id for d in done])
+        await tx.jobs.add_many(list(retries.values()))
+        await tx.jobs.finish_many([d.job_id for d in done])
         return [None] * len(done)

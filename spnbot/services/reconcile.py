@@ -4,33 +4,34 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-
 from spnbot.domain.expiry import utcnow
-from spnbot.domain.states import PaymentStatus
-from spnbot.payments.base import PaymentProvider, ProviderError
+from spnbot.payments.base import ProviderError
+from spnbot.payments.registry import ProviderRegistry
 from spnbot.services.confirm import PaymentConfirmer
-from spnbot.store.db import Database
-from spnbot.store.models import Payment
+from spnbot.store.group_commit import Transactional
+from spnbot.store.uow import Tx
 
 log = logging.getLogger(__name__)
+
+# A provider's own invoice deadline, plus this, ends our asking (a late payment still counts).
+DEADLINE_GRACE = timedelta(minutes=10)
 
 
 class Reconciler:
     def __init__(
         self,
-        db: Database,
-        providers: Mapping[str, PaymentProvider],
+        store: Transactional[Tx],
+        providers: ProviderRegistry,
         confirmer: PaymentConfirmer,
         *,
         ttl: timedelta,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._db = db
-        self._providers = dict(providers)
+        self._store = store
+        self._providers = providers
         self._confirmer = confirmer
         self._ttl = ttl
         self._clock = clock
@@ -38,27 +39,22 @@ class Reconciler:
     async def run_once(self) -> Counter[str]:
         """One pass over pending payments; returns how many ended in each outcome."""
         now = self._clock()
-        async with self._db.transaction() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        Payment.provider, Payment.external_id, Payment.public_id, Payment.created_at
-                    )
-                    .where(Payment.status == PaymentStatus.PENDING)
-                    .order_by(Payment.id)
-                )
-            ).all()
+        async with self._store.transaction() as tx:
+            pending = await tx.payments.pending()
         by_provider: dict[str, list[str]] = defaultdict(list)
         overdue: list[str] = []
-        for provider, external_id, public_id, created_at in rows:
-            if external_id and provider in self._providers:
-                by_provider[provider].append(external_id)
-            if created_at < now - self._ttl:
-                overdue.append(public_id)
+        for p in pending:
+            if p.external_id and self._providers.get(p.provider) is not None:
+                by_provider[p.provider].append(p.external_id)
+            past_deadline = p.deadline is not None and p.deadline + DEADLINE_GRACE < now
+            if p.created_at < now - self._ttl or past_deadline:
+                overdue.append(p.public_id)
         outcomes: Counter[str] = Counter()
         for name, ids in by_provider.items():
+            provider = self._providers.get(name)
+            assert provider is not None
             try:
-                reports = await self._providers[name].fetch_statuses(ids)
+                reports = await provider.fetch_statuses(ids)
             except ProviderError as exc:
                 log.warning("reconciler could not ask %s: %s", name, exc)
                 outcomes["provider_error"] += 1
@@ -69,16 +65,7 @@ class Reconciler:
                 outcome = await self._confirmer.apply(name, report, via="reconciler", wait=False)
                 outcomes[outcome] += 1
         if overdue:
-            outcomes["expired"] += await self._expire(overdue)
+            # Still pending after the TTL or the provider's deadline (just asked): stop asking.
+            async with self._store.transaction() as tx:
+                outcomes["expired"] += await tx.payments.expire_pending(overdue, self._clock())
         return outcomes
-
-    async def _expire(self, public_ids: list[str]) -> int:
-        """Still pending after the TTL (just asked): stop asking; a late payment still counts."""
-        async with self._db.transaction() as session:
-            result = await session.execute(
-                update(Payment)
-                .where(Payment.public_id.in_(public_ids), Payment.status == PaymentStatus.PENDING)
-                .values(status=PaymentStatus.EXPIRED, updated_at=self._clock())
-                .returning(Payment.id)
-            )
-            return len(result.all())

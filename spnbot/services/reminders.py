@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from spnbot.domain.expiry import utcnow
-from spnbot.jobs import queue
-from spnbot.services.notices import Notice, NoticeButton
+from spnbot.services.notices import Notice, NoticeButton, Screen
 from spnbot.services.notify import NOTIFY, notify_payload
+from spnbot.store import jobs as queue
 from spnbot.store.db import Database
 from spnbot.store.models import User
 
@@ -64,7 +64,7 @@ class ReminderService:
                 notice = Notice(
                     "reminder_expired" if stage == "expired" else "reminder_before",
                     {"expires_at": expires_at.isoformat()},
-                    [[NoticeButton("btn_renew", callback_data="buy")]],
+                    [[NoticeButton("btn_renew", screen=Screen.TARIFFS)]],
                 )
                 key = f"remind:{stage}:{user_id}:{int(expires_at.timestamp())}"
                 if await queue.enqueue(

@@ -11,10 +11,11 @@ from sqlalchemy import func, select, update
 
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.states import GrantKind
-from spnbot.services.grants import GrantResult, grant_days
+from spnbot.services.grants import GrantRequest, GrantResult, grant_days
 from spnbot.store.db import Database
 from spnbot.store.dialect import insert_ignoring_conflicts
 from spnbot.store.models import Grant, PromoCode, PromoRedemption, Referral
+from spnbot.store.uow import Tx
 
 
 class GiftResult(enum.StrEnum):
@@ -73,13 +74,15 @@ class RewardsService:
         """Once per user, ever: the grant ledger's (gift, user) key makes a repeat a no-op."""
         async with self._db.transaction() as session:
             grant = await grant_days(
-                session,
-                user_id=user_id,
-                days=self._gift_days,
-                kind=GrantKind.GIFT,
-                source=str(user_id),
+                Tx(session),
+                GrantRequest(
+                    user_id,
+                    self._gift_days,
+                    GrantKind.GIFT,
+                    str(user_id),
+                    notify="grant_success",
+                ),
                 now=self._clock(),
-                notify="grant_success",
             )
         return (GiftResult.GRANTED, grant) if grant else (GiftResult.ALREADY, None)
 
@@ -125,13 +128,15 @@ class RewardsService:
                 if days is None:
                     raise _Abort(_why_refused(promo, now))
                 grant = await grant_days(
-                    session,
-                    user_id=user_id,
-                    days=days,
-                    kind=GrantKind.PROMO,
-                    source=f"{code}:{user_id}",
+                    Tx(session),
+                    GrantRequest(
+                        user_id,
+                        days,
+                        GrantKind.PROMO,
+                        f"{code}:{user_id}",
+                        notify="grant_success",
+                    ),
                     now=now,
-                    notify="grant_success",
                 )
         except _Abort as abort:
             return Redemption(abort.result)

@@ -2,40 +2,35 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
-
 from spnbot.domain.money import Money, MoneyError
+from spnbot.domain.reports import ProviderStatus, StatusReport
 from spnbot.domain.states import PaymentStatus
-from spnbot.payments.base import ProviderStatus, StatusReport
+from spnbot.payments.stars import NAME as STARS
 from spnbot.services.confirm import Outcome, PaymentConfirmer
-from spnbot.store.db import Database
-from spnbot.store.models import Payment
+from spnbot.store.group_commit import Transactional
+from spnbot.store.uow import Tx
 
 
 class StarsCheckout:
-    def __init__(self, db: Database, confirmer: PaymentConfirmer) -> None:
-        self._db = db
+    def __init__(self, store: Transactional[Tx], confirmer: PaymentConfirmer) -> None:
+        self._store = store
         self._confirmer = confirmer
 
     async def precheckout_error(
         self, user_id: int, payload: str, currency: str, total: int
     ) -> str | None:
-        """None to approve; else a text key saying why not (Telegram shows it to the user)."""
-        async with self._db.transaction() as session:
-            payment = (
-                await session.execute(
-                    select(Payment).where(
-                        Payment.public_id == payload,
-                        Payment.provider == "stars",
-                        Payment.user_id == user_id,
-                    )
-                )
-            ).scalar_one_or_none()
+        """None to approve; else a text key saying why not (Telegram shows it to the user).
+
+        Only the customer the invoice was made for, only while it is pending, only for its
+        exact amount: Telegram takes the Stars once we approve.
+        """
+        async with self._store.transaction() as tx:
+            payment = await tx.payments.get_of_provider(payload, STARS, user_id)
         if payment is None:
             return "stars_unknown"
-        if payment.status != PaymentStatus.PENDING:
+        if payment.status is not PaymentStatus.PENDING:
             return "stars_not_pending"
-        if currency != payment.currency or total != payment.amount_minor:
+        if currency != payment.amount.currency or total != payment.amount.minor:
             return "stars_amount"
         return None
 
@@ -43,20 +38,11 @@ class StarsCheckout:
         self, user_id: int, payload: str, currency: str, total: int, charge_id: str
     ) -> Outcome:
         try:
-            amount = Money(total, currency)
+            amount: Money | None = Money(total, currency)
         except MoneyError:
             amount = None
-        async with self._db.transaction() as session:
+        async with self._store.transaction() as tx:
             # Keep the charge id for refunds; a replayed message finds it already set.
-            await session.execute(
-                update(Payment)
-                .where(
-                    Payment.public_id == payload,
-                    Payment.provider == "stars",
-                    Payment.user_id == user_id,
-                    Payment.charge_id.is_(None),
-                )
-                .values(charge_id=charge_id)
-            )
+            await tx.payments.keep_charge_id(payload, STARS, user_id, charge_id)
         report = StatusReport(payload, payload, ProviderStatus.PAID, amount, raw_status="paid")
-        return await self._confirmer.apply("stars", report, via="telegram")
+        return await self._confirmer.apply(STARS, report, via="telegram")

@@ -15,24 +15,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from spnbot.store.db import Database
+from contextlib import AbstractAsyncContextManager
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
+C = TypeVar("C", covariant=True)
+U = TypeVar("U")
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Results must come back in the order of ``items``, one per item.
-Flush = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
+
+class Transactional(Protocol[C]):
+    """A store (or a database): ``transaction()`` yields a unit of work that commits on exit."""
+
+    def transaction(self) -> AbstractAsyncContextManager[C]: ...
 
 
-class GroupCommit(Generic[T, R]):
+class GroupCommit(Generic[U, T, R]):
+    """``flush(unit_of_work, items)`` returns one result per item, in the order of ``items``."""
+
     def __init__(
-        self, db: Database, flush: Flush[T, R], *, name: str, max_batch: int = 100
+        self,
+        db: Transactional[U],
+        flush: Callable[[U, Sequence[T]], Awaitable[Sequence[R]]],
+        *,
+        name: str,
+        max_batch: int = 100,
     ) -> None:
         self._db = db
         self._flush = flush

@@ -74,6 +74,8 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(12))
     external_id: Mapped[str | None] = mapped_column(String(128))
     pay_url: Mapped[str | None] = mapped_column(Text)
+    # The provider's own deadline for this invoice (1Plat ``payment.expired``), when it says.
+    provider_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reported_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
     charge_id: Mapped[str | None] = mapped_column(String(128), unique=True)

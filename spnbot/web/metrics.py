@@ -20,7 +20,7 @@ from prometheus_client import (
 )
 from sqlalchemy import func, select
 
-from spnbot.jobs import queue
+from spnbot.store import jobs as queue
 from spnbot.store.db import Database
 from spnbot.store.models import Payment
 

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from spnbot.app import Application
-from spnbot.jobs import queue
 from spnbot.sandbox.stack import Sandbox
 from spnbot.sandbox.telegram import SandboxUser
+from spnbot.store import jobs as queue
 from spnbot.store.models import Payment
 
 

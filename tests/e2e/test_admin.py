@@ -10,13 +10,13 @@ from sqlalchemy import select, update
 
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.states import GrantKind
-from spnbot.jobs import queue
-from spnbot.jobs.queue import ClaimedJob
 from spnbot.sandbox.stack import ADMIN_ID
 from spnbot.sandbox.telegram import SandboxUser, SentMessage
 from spnbot.services.admin import GiveResult, moscow_day_end
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler
 from spnbot.services.notices import TextSender
+from spnbot.store import jobs as queue
+from spnbot.store.jobs import ClaimedJob
 from spnbot.store.models import Broadcast, Grant, Job, PromoCode, User
 from tests.e2e.conftest import Stack
 

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import insert, select
 
 from spnbot.domain.expiry import utcnow
-from spnbot.jobs import queue
-from spnbot.jobs.queue import ClaimedJob
 from spnbot.jobs.runner import JobRunner, PermanentJobError
 from spnbot.sandbox.stack import ADMIN_ID
 from spnbot.sandbox.telegram import SentMessage
 from spnbot.services.notify import ADMIN_NOTICE, DIGEST_LINES
+from spnbot.store import jobs as queue
 from spnbot.store.db import Database
+from spnbot.store.jobs import ClaimedJob
 from tests.e2e.conftest import Stack
 
 # A payment's public id as purchase.new_order_id makes it and the admin notices show it.

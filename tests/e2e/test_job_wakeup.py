@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 from spnbot.config import database_url_to_sqlalchemy
-from spnbot.jobs import queue
 from spnbot.jobs.listener import JobListener
-from spnbot.jobs.queue import ClaimedJob
 from spnbot.jobs.runner import JobRunner
+from spnbot.store import jobs as queue
 from spnbot.store import migrate
 from spnbot.store.db import Database
+from spnbot.store.jobs import ClaimedJob
 
 # Far longer than any test waits: a job that runs was woken, not found by a periodic poll.
 IDLE_POLL = 120.0
@@ -37,7 +37,7 @@ async def test_commit_wakes_the_local_runner(database_url: str) -> None:
     db.job_listeners.append(runner.wake)
     task = asyncio.create_task(runner.run())
     try:
-        await asyncio.sleep(0.2)  # the runner is idle, waiting up to IDLE_POLL
+        await asyncio.wait_for(runner.idle.wait(), 10)  # waiting up to IDLE_POLL
         await _enqueue(db, 1)
         job = await asyncio.wait_for(seen.get(), 10)
         assert job.payload == {"n": 1}
@@ -59,7 +59,7 @@ async def test_notify_wakes_another_instance(pg_database_url: str) -> None:
     tasks: list[Any] = [asyncio.create_task(runner.run())]
     try:
         await asyncio.wait_for(listener.connected.wait(), 10)
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(runner.idle.wait(), 10)
         await _enqueue(producer, 2)  # the consumer's commit hook never fires for this
         job = await asyncio.wait_for(seen.get(), 10)
         assert job.payload == {"n": 2}

@@ -16,6 +16,7 @@ from spnbot.services.grants import GrantConflict, GrantRequest, grant_days, gran
 from spnbot.store.db import Database
 from spnbot.store.group_commit import GroupCommit
 from spnbot.store.models import Grant, Job, User
+from spnbot.store.uow import Store
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -79,8 +80,8 @@ async def test_grant_many_stacks_like_grants_one_at_a_time(db: Database) -> None
         GrantRequest(1, 90, GrantKind.PAYMENT, "p1b"),
         GrantRequest(2, 7, GrantKind.GIFT, "2"),
     ]
-    async with db.transaction() as session:
-        results = await grant_many(session, requests, now=NOW, claim_lease=timedelta(minutes=1))
+    async with Store(db).transaction() as tx:
+        results = await grant_many(tx, requests, now=NOW, claim_lease=timedelta(minutes=1))
     assert [r.new_expiry if r else None for r in results] == [
         NOW + timedelta(days=30),
         running + timedelta(days=30),
@@ -99,15 +100,13 @@ async def test_grant_many_stacks_like_grants_one_at_a_time(db: Database) -> None
     assert jobs == [("running", 4)]  # claimed for the caller, who runs them at once
 
     # The same source again: alone it is a no-op; in a batch it asks to be redone one by one.
-    async with db.transaction() as session:
-        again = await grant_days(
-            session, user_id=1, days=30, kind=GrantKind.PAYMENT, source="p1", now=NOW
-        )
+    async with Store(db).transaction() as tx:
+        again = await grant_days(tx, GrantRequest(1, 30, GrantKind.PAYMENT, "p1"), now=NOW)
     assert again is None
     with pytest.raises(GrantConflict):
-        async with db.transaction() as session:
+        async with Store(db).transaction() as tx:
             await grant_many(
-                session,
+                tx,
                 [
                     GrantRequest(1, 30, GrantKind.PAYMENT, "p1"),
                     GrantRequest(1, 5, GrantKind.GIFT, "1"),

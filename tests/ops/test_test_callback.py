@@ -16,12 +16,12 @@ from sqlalchemy import select
 
 from spnbot.app import Application
 from spnbot.config import Settings
-from spnbot.jobs import queue
 from spnbot.ops.test_callback import Target, build_callback, default_url, send_test_callback
 from spnbot.payments.base import ProviderStatus
 from spnbot.payments.oneplat import WEBHOOK_PATH as ONEPLAT_PATH
 from spnbot.payments.oneplat import parse_callback
 from spnbot.sandbox.stack import ADMIN_ID, Sandbox
+from spnbot.store import jobs as queue
 from spnbot.store import migrate
 from spnbot.store.db import Database
 from spnbot.store.models import Payment

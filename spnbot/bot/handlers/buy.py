@@ -34,7 +34,7 @@ async def methods(
     if tariff is None:  # a button from before the operator changed the tariffs
         await show(query, ctx.texts(lang, "tariffs_title"), keyboards.tariffs(ctx, lang))
         return
-    if not ctx.methods():
+    if not ctx.offers():
         await show(query, ctx.texts(lang, "no_methods"), keyboards.back(ctx, lang))
         return
     text = ctx.texts(
@@ -46,7 +46,7 @@ async def methods(
 async def pay(query: CallbackQuery, callback_data: cb.PayCb, ctx: BotContext, lang: str) -> None:
     tariff = ctx.settings.tariff(callback_data.code)
     method = callback_data.method or None
-    if tariff is None or (callback_data.provider, method) not in ctx.methods():
+    if tariff is None or not ctx.providers.offers_method(callback_data.provider, method):
         await query.answer()
         await show(query, ctx.texts(lang, "tariffs_title"), keyboards.tariffs(ctx, lang))
         return
@@ -58,41 +58,47 @@ async def pay(query: CallbackQuery, callback_data: cb.PayCb, ctx: BotContext, la
     if result.status is PurchaseStatus.PROVIDER_FAILED:
         await show(query, ctx.texts(lang, "provider_failed"), keyboards.methods(ctx, lang, tariff))
         return
-    await show(query, *_invoice_screen(ctx, lang, callback_data.provider, result))
+    await show(query, *_invoice_screen(ctx, lang, result))
 
 
 def _invoice_screen(
-    ctx: BotContext, lang: str, provider: str, result: PurchaseResult
+    ctx: BotContext, lang: str, result: PurchaseResult
 ) -> tuple[str, InlineKeyboardMarkup]:
+    """Any provider's invoice: its ``invoice_<provider>`` text, the requisites it gave (each
+    detail ``k`` that has a ``requisite_<k>`` text), the exact figure to transfer and its
+    deadline when the provider set them, its pay link and the check button."""
     tariff = result.tariff
-    if provider == "stars":
-        return ctx.texts(lang, "invoice_stars", amount=result.amount), keyboards.back(
-            ctx, lang, cb.BUY
-        )
-    if provider == "oneplat":
-        lines = [
-            ctx.texts(lang, f"requisite_{key}", value=result.details[key])
-            for key in ("pan", "bank", "fio")
-            if result.details.get(key)
-        ]
-        text = ctx.texts(
+    to_pay = result.amount_to_pay or result.amount
+    lines = [
+        ctx.texts(lang, f"requisite_{key}", value=value)
+        for key, value in result.details.items()
+        if value and ctx.texts.has(f"requisite_{key}")
+    ]
+    parts = [
+        ctx.texts(
             lang,
-            "invoice_oneplat",
+            f"invoice_{result.provider}",
             months=tariff.months,
             days=tariff.days,
-            amount=result.amount,
+            amount=to_pay,
             requisites=Raw("\n".join(lines)),
         )
-        pay_key = "btn_pay_online"
-    else:
-        text = ctx.texts(
-            lang, "invoice_cryptobot", months=tariff.months, days=tariff.days, amount=result.amount
-        )
-        pay_key = "btn_pay_crypto"
+    ]
+    if to_pay != result.amount:
+        parts.append(ctx.texts(lang, "invoice_amount_differs", to_pay=to_pay, price=result.amount))
+    if result.deadline is not None:
+        parts.append(ctx.texts(lang, "invoice_deadline", deadline=format_dt(result.deadline, lang)))
+    if result.pay_url is None and not lines:  # nothing to pay here: the invoice is a message
+        # of its own (Telegram Stars), settled by Telegram's receipt, not by asking
+        return "\n\n".join(parts), keyboards.back(ctx, lang, cb.BUY)
     markup = keyboards.invoice(
-        ctx, lang, pay_url=result.pay_url, pay_key=pay_key, payment=result.public_id
+        ctx,
+        lang,
+        pay_url=result.pay_url,
+        pay_key=f"btn_pay_{result.provider}",
+        payment=result.public_id,
     )
-    return text, markup
+    return "\n\n".join(parts), markup
 
 
 CHECK_TEXTS = {

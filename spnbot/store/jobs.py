@@ -1,8 +1,7 @@
-"""The durable jobs table: enqueue inside the caller's transaction, claim, finish, retry."""
+"""The job outbox repository: enqueue inside the caller's transaction, claim, finish, retry."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,13 +10,14 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spnbot.domain.backoff import backoff
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.states import JobStatus
 from spnbot.store.dialect import insert_ignoring_conflicts, is_postgres
 from spnbot.store.models import JOBS
 
 NOTIFY_CHANNEL = "spn_jobs"
-DEFAULT_MAX_ATTEMPTS = 12  # with capped backoff: keeps trying for about a day
+DEFAULT_MAX_ATTEMPTS = 12  # with the capped backoff: about 50 minutes of attempts
 
 # The queue is the hottest path: Core statements on JOBS, not ORM-enabled ones.
 
@@ -172,12 +172,6 @@ async def finish_many(session: AsyncSession, job_ids: Sequence[int]) -> None:
     )
 
 
-def backoff(attempt: int) -> timedelta:
-    """2, 4, 8 … seconds, capped at 10 minutes, with jitter so retries do not stampede."""
-    base = min(2.0**attempt, 600.0)
-    return timedelta(seconds=base * random.uniform(0.8, 1.2))
-
-
 async def fail(session: AsyncSession, job: ClaimedJob, error: str) -> bool:
     """Record a failed attempt; returns True when the job has now given up for good."""
     gave_up = job.attempts >= job.max_attempts
@@ -236,3 +230,28 @@ async def release(session: AsyncSession, job_id: int) -> None:
             updated_at=now,
         )
     )
+
+
+class JobOutbox:
+    """The outbox as a unit of work sees it: jobs written in that transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        dedup_key: str | None = None,
+        delay: timedelta | None = None,
+    ) -> bool:
+        return await enqueue(self._session, kind, payload, dedup_key=dedup_key, delay=delay)
+
+    async def add_many(
+        self, jobs: Sequence[NewJob], *, claim_lease: timedelta | None = None
+    ) -> list[ClaimedJob | None]:
+        return await enqueue_many(self._session, jobs, claim_lease=claim_lease)
+
+    async def finish_many(self, job_ids: Sequence[int]) -> None:
+        await finish_many(self._session, job_ids)

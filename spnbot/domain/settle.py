@@ -1,0 +1,108 @@
+"""The settle rule: given our payment and a provider's report, what happens. Pure, no I/O.
+
+The rule, in the order it is applied:
+1. No payment of ours matches the report → ``Unknown`` (the sender gets 404).
+2. The report says "still pending" → ``NoChange``.
+3. The report says "paid":
+   - a payment held as ``mismatch`` stays held whatever comes next (an admin decides);
+   - an amount other than ours → ``Mismatch`` (flag it if it could still be paid);
+   - already ``paid`` → ``Duplicate``;
+   - otherwise (pending, or given up as failed/expired: the money is real) → ``Confirm``.
+4. The report says failed/expired: a ``pending`` payment is closed; anything else is a
+   ``Duplicate`` (a late failure never undoes a payment).
+
+``Confirm`` is a claim, not a fact: the caller moves the payment with a compare-and-set, and
+only the signal whose compare-and-set succeeds grants days.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from spnbot.domain.money import Money
+from spnbot.domain.reports import ProviderStatus, StatusReport
+from spnbot.domain.states import PaymentStatus
+
+# A paid signal may still arrive after we gave up waiting or the provider reported an error:
+# the money is real, so those states can still become paid. "mismatch" waits for an admin.
+PAYABLE = frozenset({PaymentStatus.PENDING, PaymentStatus.EXPIRED, PaymentStatus.FAILED})
+
+
+@dataclass(frozen=True)
+class PaymentFacts:
+    """What the rule needs to know of our payment row."""
+
+    id: int
+    public_id: str
+    external_id: str | None
+    status: PaymentStatus
+    amount: Money
+
+
+class Verdict(enum.StrEnum):
+    CONFIRM = "confirm"
+    DUPLICATE = "duplicate"
+    MISMATCH = "mismatch"
+    UNKNOWN = "unknown"
+    CLOSE = "close"
+    NO_CHANGE = "no_change"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    # MISMATCH: move the payment to "mismatch" and tell the admins (it could still be paid).
+    flag: bool = False
+    # CLOSE: the state a pending payment ends in.
+    close_as: PaymentStatus | None = None
+
+
+CONFIRM = Decision(Verdict.CONFIRM)
+DUPLICATE = Decision(Verdict.DUPLICATE)
+UNKNOWN = Decision(Verdict.UNKNOWN)
+NO_CHANGE = Decision(Verdict.NO_CHANGE)
+
+
+def settle(payment: PaymentFacts | None, report: StatusReport) -> Decision:
+    if payment is None:
+        return UNKNOWN
+    if report.status is ProviderStatus.PENDING:
+        return NO_CHANGE
+    if report.status is ProviderStatus.PAID:
+        if payment.status is PaymentStatus.MISMATCH:
+            return Decision(Verdict.MISMATCH)
+        if report.amount != payment.amount:
+            return Decision(Verdict.MISMATCH, flag=payment.status in PAYABLE)
+        if payment.status in PAYABLE:
+            return CONFIRM
+        return DUPLICATE
+    if payment.status is PaymentStatus.PENDING:
+        target = (
+            PaymentStatus.FAILED
+            if report.status is ProviderStatus.FAILED
+            else PaymentStatus.EXPIRED
+        )
+        return Decision(Verdict.CLOSE, close_as=target)
+    return DUPLICATE
+
+
+def identify(candidates: Iterable[PaymentFacts], report: StatusReport) -> PaymentFacts | None:
+    """Which of one provider's payments a report is about.
+
+    By the provider's id first; by our order id only while the provider's id is not stored
+    yet (a row already known by another provider id is not this report's). If the two ids
+    point at different payments, trust neither.
+    """
+    rows = list(candidates)
+    by_external = {row.external_id: row for row in rows if row.external_id}
+    by_public = {row.public_id: row for row in rows}
+    row = by_external.get(report.external_id) if report.external_id else None
+    if row is None and report.order_id:
+        row = by_public.get(report.order_id)
+        if row is not None and row.external_id is not None:
+            return None
+    if row is not None and report.order_id and row.public_id != report.order_id:
+        return None
+    return row

@@ -1,0 +1,38 @@
+"""The storage port: a unit of work hands services the repositories of one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from spnbot.store.accounts import Accounts
+from spnbot.store.db import Database
+from spnbot.store.jobs import JobOutbox
+from spnbot.store.ledger import GrantLedger
+from spnbot.store.payments import PaymentRepository
+from spnbot.store.referrals import Referrals
+
+
+class Tx:
+    """One transaction's repositories; everything done through them commits together."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.payments = PaymentRepository(session)
+        self.ledger = GrantLedger(session)
+        self.jobs = JobOutbox(session)
+        self.accounts = Accounts(session)
+        self.referrals = Referrals(session)
+
+
+class Store:
+    """Built once in the composition root; tests substitute an in-memory fake."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self.db.transaction() as session:
+            yield Tx(session)

@@ -1,0 +1,181 @@
+"""One contract for the storage port, run against the in-memory fake and the real SQL on SQLite
+and PostgreSQL: the guards the unit tests rely on hold in the real statements too."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spnbot.config import database_url_to_sqlalchemy
+from spnbot.domain.money import Money
+from spnbot.domain.states import GrantKind, PaymentStatus
+from spnbot.store import migrate
+from spnbot.store.db import Database
+from spnbot.store.jobs import NewJob
+from spnbot.store.ledger import LedgerEntry
+from spnbot.store.models import USERS, Referral
+from spnbot.store.payments import NewPayment
+from spnbot.store.uow import Store
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.fakes.store import FakeStore
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+class Port:
+    """A store plus the two set-up steps the port itself does not offer."""
+
+    def __init__(self, store: Any, db: Database | None) -> None:
+        self.store = store
+        self.db = db
+
+    async def add_user(self, tg_id: int) -> None:
+        if self.db is None:
+            self.store.add_user(tg_id)
+            return
+        async with self.db.transaction() as session:
+            await session.execute(USERS.insert().values(tg_id=tg_id, language="ru", created_at=NOW))
+
+    async def add_referral(self, referred: int, referrer: int) -> None:
+        if self.db is None:
+            self.store.state.referrals[referred] = (referrer, None)
+            return
+        async with self.db.transaction() as session:
+            session.add(Referral(referred_id=referred, referrer_id=referrer, created_at=NOW))
+
+    async def payment(self, public_id: str, user_id: int = 1, provider: str = "oneplat") -> int:
+        async with self.store.transaction() as tx:
+            await tx.payments.add(
+                NewPayment(public_id, user_id, provider, "card", "1m", 30, Money.rub(100)), NOW
+            )
+            await tx.payments.set_invoice(
+                public_id,
+                external_id=f"g-{public_id}",
+                pay_url=None,
+                details={},
+                deadline=None,
+                now=NOW,
+            )
+            row = await tx.payments.get(public_id)
+        assert row is not None
+        return row.id
+
+
+@pytest.fixture(params=["fake", "sqlite", "postgres"])
+async def port(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Port]:
+    if request.param == "fake":
+        yield Port(FakeStore(lambda: NOW), None)
+        return
+    name = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'repo.sqlite3'}"
+    else:
+        name, url = await create_pg_database()
+    db = Database(database_url_to_sqlalchemy(url))
+    await migrate.upgrade(db)
+    try:
+        port = Port(Store(db), db)
+        await port.add_user(1)
+        await port.add_user(2)
+        yield port
+    finally:
+        await db.dispose()
+        if name:
+            await drop_pg_database(name)
+
+
+@pytest.fixture(autouse=True)
+async def _users(port: Port) -> None:
+    if port.db is None:
+        await port.add_user(1)
+        await port.add_user(2)
+
+
+async def test_compare_and_set_moves_a_payment_to_paid_once(port: Port) -> None:
+    pid = await port.payment("spn-a")
+    async with port.store.transaction() as tx:
+        assert await tx.payments.move_to_paid([pid], via="webhook", now=NOW) == {pid}
+    async with port.store.transaction() as tx:
+        assert await tx.payments.move_to_paid([pid], via="reconciler", now=NOW) == set()
+        row = await tx.payments.get("spn-a")
+    assert row is not None and row.status is PaymentStatus.PAID and row.paid_via == "webhook"
+
+
+async def test_a_held_payment_is_not_moved_to_paid(port: Port) -> None:
+    pid = await port.payment("spn-a")
+    async with port.store.transaction() as tx:
+        assert await tx.payments.flag_mismatch(pid, reported=Money.rub(1), reason="x", now=NOW)
+        assert not await tx.payments.flag_mismatch(pid, reported=Money.rub(1), reason="x", now=NOW)
+        assert await tx.payments.move_to_paid([pid], via="webhook", now=NOW) == set()
+        assert not await tx.payments.close_pending(pid, PaymentStatus.FAILED, reason=None, now=NOW)
+
+
+@pytest.mark.parametrize("given_up", [PaymentStatus.FAILED, PaymentStatus.EXPIRED])
+async def test_a_given_up_payment_can_still_be_paid(port: Port, given_up: PaymentStatus) -> None:
+    pid = await port.payment("spn-a")
+    async with port.store.transaction() as tx:
+        assert await tx.payments.close_pending(pid, given_up, reason="late", now=NOW)
+        assert not await tx.payments.close_pending(pid, given_up, reason="late", now=NOW)
+        assert await tx.payments.move_to_paid([pid], via="reconciler", now=NOW) == {pid}
+
+
+async def test_the_ledger_takes_each_source_once(port: Port) -> None:
+    entry = LedgerEntry(1, GrantKind.PAYMENT, "spn-a", 30, None, NOW + timedelta(days=30))
+    other = LedgerEntry(1, GrantKind.GIFT, "spn-a", 3, None, NOW + timedelta(days=3))
+    async with port.store.transaction() as tx:
+        first = await tx.ledger.record([entry], NOW)
+    async with port.store.transaction() as tx:
+        again = await tx.ledger.record([entry, other], NOW)
+        assert await tx.ledger.exists(GrantKind.PAYMENT, "spn-a")
+    assert list(first) == [("payment", "spn-a")]
+    assert list(again) == [("gift", "spn-a")]  # same source, other kind: its own grant
+
+
+async def test_job_dedup_keys_are_used_once(port: Port) -> None:
+    async with port.store.transaction() as tx:
+        assert await tx.jobs.add("notify", {"a": 1}, dedup_key="k1")
+        assert not await tx.jobs.add("notify", {"a": 2}, dedup_key="k1")
+        added = await tx.jobs.add_many(
+            [NewJob("sync", {}, "k2"), NewJob("sync", {}, "k1")], claim_lease=timedelta(minutes=2)
+        )
+    assert added[0] is not None and added[0].attempts == 1 and added[1] is None
+
+
+async def test_lookups_filter_by_provider_and_customer(port: Port) -> None:
+    await port.payment("spn-a", user_id=1, provider="stars")
+    async with port.store.transaction() as tx:
+        assert await tx.payments.get_of_provider("spn-a", "stars", 1) is not None
+        assert await tx.payments.get_of_provider("spn-a", "stars", 2) is None
+        assert await tx.payments.get_of_provider("spn-a", "oneplat", 1) is None
+        assert await tx.payments.get("spn-a", user_id=2) is None
+        found = await tx.payments.candidates("stars", ["g-spn-a"], [])
+        assert [p.public_id for p in found] == ["spn-a"]
+        assert await tx.payments.candidates("oneplat", ["g-spn-a"], ["spn-a"]) == []
+
+
+async def test_grant_targets_and_expiries(port: Port) -> None:
+    async with port.store.transaction() as tx:
+        await tx.accounts.set_expiries({1: NOW})
+        targets = await tx.accounts.lock_for_grant([2, 1, 3])
+    assert sorted(targets) == [1, 2]
+    assert targets[1].expires_at == NOW and targets[2].expires_at is None
+
+
+async def test_a_referral_is_rewarded_once(port: Port) -> None:
+    await port.add_referral(2, 1)
+    async with port.store.transaction() as tx:
+        assert await tx.referrals.reward_once([2, 1], NOW) == [(2, 1)]
+        assert await tx.referrals.reward_once([2], NOW) == []
+
+
+async def test_a_failed_unit_of_work_leaves_nothing(port: Port) -> None:
+    with pytest.raises(RuntimeError):
+        async with port.store.transaction() as tx:
+            await tx.jobs.add("notify", {}, dedup_key="k")
+            raise RuntimeError("boom")
+    async with port.store.transaction() as tx:
+        assert await tx.jobs.add("notify", {}, dedup_key="k")

@@ -1,0 +1,153 @@
+"""Activation with a fake panel: the panel ends on exactly our expiry, whatever happened."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from spnbot.domain.states import GrantKind
+from spnbot.panel.base import PanelUnavailable, PanelUser
+from spnbot.services.grants import PANEL_SYNC, GrantRequest, grant_days
+from spnbot.services.notices import Notice
+from spnbot.services.panel_sync import PanelSyncHandler
+from spnbot.store.jobs import ClaimedJob
+from tests.fakes.store import FakeStore
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+class FakePanel:
+    """Stores users like the panel; ``down`` makes the next calls fail as an outage does."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, PanelUser] = {}
+        self.down = 0
+        self.calls: list[tuple[str, Any]] = []
+        self.during_call: Any = None  # run once inside the next set_expiry (a racing grant)
+
+    def _gate(self) -> None:
+        if self.down:
+            self.down -= 1
+            raise PanelUnavailable("503")
+
+    async def get_user(self, ref: str) -> PanelUser | None:
+        return self.users.get(ref)
+
+    async def find_by_telegram_id(self, telegram_id: int) -> PanelUser | None:
+        self._gate()
+        return next((u for u in self.users.values() if u.telegram_id == telegram_id), None)
+
+    async def find_by_username(self, username: str) -> PanelUser | None:
+        return next((u for u in self.users.values() if u.username == username), None)
+
+    async def create_user(
+        self, *, username: str, telegram_id: int, expire_at: datetime
+    ) -> PanelUser:
+        self._gate()
+        ref = str(len(self.users) + 1)
+        user = PanelUser(ref, username, expire_at, "ACTIVE", f"https://sub/{ref}", telegram_id)
+        self.users[ref] = user
+        self.calls.append(("create", expire_at))
+        return user
+
+    async def set_expiry(self, ref: str, expire_at: datetime) -> PanelUser:
+        self._gate()
+        if self.during_call is not None:
+            hook, self.during_call = self.during_call, None
+            await hook()
+        old = self.users[ref]
+        self.users[ref] = PanelUser(
+            ref, old.username, expire_at, "ACTIVE", old.subscription_url, old.telegram_id
+        )
+        self.calls.append(("set", expire_at))
+        return self.users[ref]
+
+    async def squad_exists(self, squad_uuid: str) -> bool:
+        return True
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, Notice]] = []
+
+    async def send(self, user_id: int, language: str, notice: Notice) -> None:
+        self.sent.append((user_id, notice))
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    st = FakeStore(lambda: NOW)
+    st.add_user(1)
+    return st
+
+
+async def grant(store: FakeStore, days: int, source: str) -> ClaimedJob:
+    async with store.transaction() as tx:
+        await grant_days(
+            tx, GrantRequest(1, days, GrantKind.PAYMENT, source, notify="payment_success"), now=NOW
+        )
+    job = max(store.jobs_of(PANEL_SYNC), key=lambda j: j.id)
+    return ClaimedJob(job.id, job.kind, job.payload, 1, 12)
+
+
+def handler(store: FakeStore, panel: FakePanel, notifier: FakeNotifier) -> PanelSyncHandler:
+    return PanelSyncHandler(store, panel, notifier, clock=lambda: NOW)
+
+
+def retry(job: ClaimedJob) -> ClaimedJob:
+    return ClaimedJob(job.id, job.kind, job.payload, job.attempts + 1, job.max_attempts)
+
+
+async def test_after_an_outage_and_a_retry_the_panel_has_exactly_our_expiry(
+    store: FakeStore,
+) -> None:
+    panel, notifier = FakePanel(), FakeNotifier()
+    sync = handler(store, panel, notifier)
+    first = await grant(store, 30, "p1")
+    panel.down = 1
+    with pytest.raises(PanelUnavailable):
+        await sync(first)
+    # Meanwhile a second payment landed; its own job waits in the queue.
+    await grant(store, 90, "p2")
+    await sync(retry(first))
+    ours = store.state.users[1].expires_at
+    assert ours == NOW + timedelta(days=120)
+    [user] = panel.users.values()
+    assert user.expire_at == ours  # not the first job's own 30-day hint
+    assert [n.template for _, n in notifier.sent] == ["payment_success"]
+
+
+async def test_a_grant_landing_during_the_panel_call_sends_the_sync_round_again(
+    store: FakeStore,
+) -> None:
+    panel, notifier = FakePanel(), FakeNotifier()
+    sync = handler(store, panel, notifier)
+    await sync(await grant(store, 30, "p1"))  # the panel user exists now
+    second = await grant(store, 30, "p2")
+
+    async def racing_grant() -> None:
+        await grant(store, 7, "p3")
+
+    panel.during_call = racing_grant
+    await sync(second)
+    assert panel.calls[-1] == ("set", NOW + timedelta(days=67))
+    assert [u.expire_at for u in panel.users.values()] == [store.state.users[1].expires_at]
+
+
+async def test_a_retried_sync_never_adds_days_twice(store: FakeStore) -> None:
+    panel, notifier = FakePanel(), FakeNotifier()
+    sync = handler(store, panel, notifier)
+    job = await grant(store, 30, "p1")
+    await sync(job)
+    await sync(retry(job))  # e.g. a crash before the job was marked done
+    assert {at for _, at in panel.calls} == {NOW + timedelta(days=30)}
+
+
+async def test_the_customer_is_linked_to_the_panel_user(store: FakeStore) -> None:
+    panel, notifier = FakePanel(), FakeNotifier()
+    await handler(store, panel, notifier)(await grant(store, 30, "p1"))
+    user = store.state.users[1]
+    assert (user.panel_ref, user.subscription_url) == ("1", "https://sub/1")
+    assert store.state.jobs[max(store.state.jobs)].status == "done"
