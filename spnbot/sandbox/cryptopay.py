@@ -1,6 +1,6 @@
 """A Crypto Pay API emulator: a real HTTP server for tests and the sandbox.
 
-Shapes follow docs/CONTRACTS.md ("Crypto Pay API"). The webhook signature is computed here
+Shapes follow docs/PROVIDERS.md ("Crypto Pay API"). The webhook signature is computed here
 straight from the documented formula, deliberately not with
 ``spnbot.payments.cryptobot_signature``, so tests cross-check two implementations.
 

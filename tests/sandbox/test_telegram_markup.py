@@ -1,7 +1,7 @@
 """Telegram's text parsers, held to the behaviour of TDLib's own unit-test vectors.
 
 The expected texts, byte offsets and UTF-16 entities below are what TDLib (the library behind
-the Bot API server) answers for these inputs; see docs/PROVIDERS.md, "Telegram Bot API".
+the Bot API server) answers for these inputs; see docs/PROVIDERS.md, "Telegram Bot API and Stars".
 "🏟" is 4 UTF-8 bytes and 2 UTF-16 units, so offsets in both units are exercised.
 """
 
