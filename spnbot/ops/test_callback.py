@@ -91,7 +91,7 @@ async def send_test_callback(
 
 
 def build_callback(target: Target, status: int, shop_id: str, secret: str) -> dict[str, Any]:
-    """The body 1Plat sends (docs/CONTRACTS.md "1Plat"), signed both ways."""
+    """The body 1Plat sends (docs/PROVIDERS.md "1Plat"), signed both ways."""
     payload: dict[str, Any] = {
         # 1Plat's own numeric id is not stored with us; the receiver reads the guid instead.
         "payment_id": target.row_id,

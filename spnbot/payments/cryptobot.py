@@ -1,6 +1,6 @@
 """Crypto Pay API (CryptoBot): a thin own client, and its webhook verifier.
 
-Calls and shapes are in docs/CONTRACTS.md ("Crypto Pay API"). The PyPI clients were not
+Calls and shapes are in docs/PROVIDERS.md ("Crypto Pay API"). The PyPI clients were not
 used: one reads amounts as floats and compares signatures with ``==``; this needs four
 calls. Amounts are strings on the wire and are read with Money.parse (Decimal).
 

@@ -1,7 +1,7 @@
 """Crypto Pay webhook signature: pure functions, no I/O.
 
 ``crypto-pay-api-signature`` is ``hex(HMAC-SHA256(key=SHA256(token).digest(), msg=body))``
-over the raw request body bytes (docs/CONTRACTS.md, "Crypto Pay API"). The body is never
+over the raw request body bytes (docs/PROVIDERS.md, "Crypto Pay API"). The body is never
 parsed and re-serialised for this: any re-encoding could change the bytes that were signed.
 """
 

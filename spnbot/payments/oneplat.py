@@ -1,6 +1,6 @@
 """1Plat (cards, SBP): a thin client over its merchant API, and its callback verifier.
 
-Calls and shapes are in docs/CONTRACTS.md ("1Plat"); signatures in ``oneplat_signature``.
+Calls and shapes are in docs/PROVIDERS.md ("1Plat"); signatures in ``oneplat_signature``.
 
 Errors: every failure is a ProviderError. ``retryable`` is True when trying the same call
 again later may succeed (network errors, timeouts, HTTP 5xx, HTTP 429 or the "подождите"

@@ -1,6 +1,6 @@
 """1Plat callback signatures: pure functions, no I/O.
 
-1Plat signs each callback twice (see docs/CONTRACTS.md, "1Plat"):
+1Plat signs each callback twice (see docs/PROVIDERS.md, "1Plat"):
 
 * ``signature_v2 = md5(merchant_id + amount + shop_id + shop_secret)``, hex, plain string
   concatenation. Numbers render the way JavaScript renders them: an integral amount is

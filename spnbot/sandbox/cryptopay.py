@@ -1,6 +1,6 @@
 """A Crypto Pay API emulator: a real HTTP server for tests and the sandbox.
 
-Shapes follow docs/CONTRACTS.md ("Crypto Pay API"). The webhook signature is computed here
+Shapes follow docs/PROVIDERS.md ("Crypto Pay API"). The webhook signature is computed here
 straight from the documented formula, deliberately not with
 ``spnbot.payments.cryptobot_signature``, so tests cross-check two implementations.
 
@@ -30,8 +30,12 @@ from spnbot.sandbox.lifecycle import StartStop
 ASSETS = ("USDT", "TON", "BTC", "ETH", "LTC", "BNB", "TRX", "USDC")
 FIATS = ("RUB", "USD", "EUR", "UAH", "KZT")
 PAID_BUTTONS = ("viewItem", "openChannel", "openBot", "callback")
-# Rubles per unit of each asset we let tests pay with; exact decimals, no floats.
+SWAP_ASSETS = ("USDT", "TON", "TRX", "ETH", "SOL", "BTC", "LTC")
+# Rubles and US dollars per unit of each asset tests pay with; exact decimals, no floats.
 RUB_RATES = {"USDT": Decimal(90), "TON": Decimal(300), "BTC": Decimal(9_000_000)}
+USD_RATES = {"USDT": Decimal(1), "TON": Decimal("3.33333333"), "BTC": Decimal(100_000)}
+FEE_RATE = Decimal("0.03")  # Crypto Pay's published service fee on paid invoices
+_EIGHT = Decimal("0.00000001")
 MAX_EXPIRES_IN = 2_678_400
 
 
@@ -152,6 +156,16 @@ class CryptoPayEmulator(StartStop):
             if len(str(description)) > 1024:
                 raise ApiError(400, "DESCRIPTION_TOO_LONG")
             invoice["description"] = str(description)
+        hidden = params.get("hidden_message")
+        if hidden is not None:
+            if len(str(hidden)) > 2048:
+                raise ApiError(400, "HIDDEN_MESSAGE_TOO_LONG")
+            invoice["hidden_message"] = str(hidden)
+        swap_to = params.get("swap_to")
+        if swap_to is not None:
+            if swap_to not in SWAP_ASSETS:
+                raise ApiError(400, "SWAP_TO_INVALID")
+            invoice["swap_to"] = swap_to
         payload = params.get("payload")
         if payload is not None:
             if len(str(payload).encode()) > 4096:
@@ -203,6 +217,16 @@ class CryptoPayEmulator(StartStop):
             if status not in ("active", "paid", "expired"):
                 raise ApiError(400, "STATUS_INVALID")
             items = [i for i in items if i["status"] == status]
+        asset = params.get("asset")
+        if asset is not None:
+            if asset not in ASSETS:
+                raise ApiError(400, "ASSET_INVALID")
+            items = [i for i in items if i.get("asset") == asset]
+        fiat = params.get("fiat")
+        if fiat is not None:
+            if fiat not in FIATS:
+                raise ApiError(400, "FIAT_INVALID")
+            items = [i for i in items if i.get("fiat") == fiat]
         offset = _int(params.get("offset"), "OFFSET_INVALID") or 0
         count = _int(params.get("count"), "COUNT_INVALID")
         count = 100 if count is None else count
@@ -225,20 +249,48 @@ class CryptoPayEmulator(StartStop):
         self.invoices[int(invoice_id)]["status"] = "expired"
 
     async def pay(
-        self, invoice_id: int | str, *, asset: str = "USDT", deliver: bool = True
+        self,
+        invoice_id: int | str,
+        *,
+        asset: str = "USDT",
+        deliver: bool = True,
+        anonymously: bool = False,
+        comment: str | None = None,
     ) -> WebhookResult:
-        """Mark an active invoice paid in ``asset`` and send the ``invoice_paid`` webhook."""
+        """Mark an active invoice paid and send the ``invoice_paid`` webhook.
+
+        A fiat invoice is paid in ``asset`` at RUB_RATES; a crypto invoice in its own asset.
+        """
         invoice = self.invoices[int(invoice_id)]
         if invoice["status"] != "active":
             raise ValueError(f"invoice {invoice_id} is {invoice['status']}")
-        rate = RUB_RATES[asset]
+        if anonymously and not invoice["allow_anonymous"]:
+            raise ValueError(f"invoice {invoice_id} does not allow anonymous payment")
+        if comment is not None and not invoice["allow_comments"]:
+            raise ValueError(f"invoice {invoice_id} does not allow comments")
+        if invoice["currency_type"] == "crypto":
+            asset = invoice["asset"]
+            paid = Decimal(invoice["amount"])
+        else:
+            if asset not in invoice.get("accepted_assets", RUB_RATES):
+                raise ValueError(f"invoice {invoice_id} does not accept {asset}")
+            invoice["paid_fiat_rate"] = str(RUB_RATES[asset])
+            paid = (Decimal(invoice["amount"]) / RUB_RATES[asset]).quantize(_EIGHT)
+        usd_rate = USD_RATES[asset]
+        fee = (paid * FEE_RATE).quantize(_EIGHT)
         invoice.update(
             status="paid",
             paid_asset=asset,
-            paid_amount=str((Decimal(invoice["amount"]) / rate).quantize(Decimal("0.00000001"))),
-            paid_fiat_rate=str(rate),
+            paid_amount=_number(paid),
+            paid_usd_rate=_number(usd_rate),
+            fee_asset=asset,
+            fee_amount=_number(fee),
+            fee_in_usd=_number((fee * usd_rate).quantize(_EIGHT)),
+            paid_anonymously=anonymously,
             paid_at=_iso(datetime.now(UTC)),
         )
+        if comment is not None:
+            invoice["comment"] = comment
         if not deliver or self.webhook_url is None:
             return WebhookResult(None, "")
         body = self.build_webhook(invoice_id)
@@ -308,6 +360,12 @@ def _amount(value: object) -> str:
     if not amount.is_finite() or amount <= 0:
         raise ApiError(400, "AMOUNT_INVALID")
     return str(value).strip()
+
+
+def _number(value: Decimal) -> str:
+    """A decimal as the API writes it: no exponent, no trailing zeros."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _int(value: object, error: str) -> int | None:

@@ -1,6 +1,6 @@
 """A 1Plat merchant API emulator: a real HTTP server for tests and the sandbox.
 
-Shapes follow docs/CONTRACTS.md ("1Plat"). Callback signatures are computed here straight
+Shapes follow docs/PROVIDERS.md ("1Plat"). Callback signatures are computed here straight
 from the documented formulas, deliberately not with ``spnbot.payments.oneplat_signature``,
 so tests cross-check two independent implementations.
 

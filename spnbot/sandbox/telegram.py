@@ -75,6 +75,7 @@ class TelegramEmulator(StartStop):
         on_event: Callable[[Event], None] | None = None,
         webhook_attempts: int = 3,
         webhook_retry_delay: float = 0.2,
+        strict_ampersand: bool = True,
     ) -> None:
         if bot_id is None:
             prefix = bot_token.partition(":")[0]
@@ -100,6 +101,7 @@ class TelegramEmulator(StartStop):
             self._state,
             webhook_attempts=webhook_attempts,
             webhook_retry_delay=webhook_retry_delay,
+            strict_ampersand=strict_ampersand,
         )
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from spnbot.sandbox.telegram_markup import Formatted
 from spnbot.sandbox.telegram_models import CallbackAnswer, SentMessage
 from spnbot.sandbox.telegram_state import ChatState, SandboxState
 from spnbot.sandbox.telegram_webhook import WebhookDelivery
@@ -62,9 +63,15 @@ def scope_key(scope: Any) -> str:
 
 class BotApi:
     def __init__(
-        self, state: SandboxState, *, webhook_attempts: int, webhook_retry_delay: float
+        self,
+        state: SandboxState,
+        *,
+        webhook_attempts: int,
+        webhook_retry_delay: float,
+        strict_ampersand: bool = True,
     ) -> None:
         self.state = state
+        self.strict_ampersand = strict_ampersand
         self._webhook_attempts = webhook_attempts
         self._webhook_retry_delay = webhook_retry_delay
         self._poll_generation = 0
@@ -185,7 +192,9 @@ class BotApi:
         st = self.state
         hook = st.webhook
         if hook is None:
-            return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+            # Updates wait for getUpdates; Telegram counts them here too.
+            pending = len(st.pending)
+            return {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
         info: dict[str, Any] = {
             "url": hook.url,
             "has_custom_certificate": False,
@@ -217,27 +226,37 @@ class BotApi:
         elif markup.remove_keyboard:
             chat.reply_keyboard = None
 
+    def _formatted(self, p: Params) -> Formatted:
+        return check_message_text(
+            p.text("text"), p.text("parse_mode"), strict_ampersand=self.strict_ampersand
+        )
+
+    def _user(self, user_id: int) -> dict[str, Any]:
+        """The User object of a text_mention: a chat's user when the sandbox knows them."""
+        known = self.state.chats.get(user_id)
+        return dict(known.user) if known else user_object(user_id, "User", None, None)
+
     async def send_message(self, p: Params) -> Any:
         chat = self.state.target_chat(p.chat_id())
-        text, parse_mode = p.text("text"), p.text("parse_mode")
-        plain = check_message_text(text, parse_mode)
+        shown = self._formatted(p)
         markup = parse_markup(p.json("reply_markup"))
         preview = p.json("link_preview_options")
         msg = SentMessage(
             message_id=chat.take_message_id(),
             chat_id=chat.id,
-            text=text or "",
-            plain_text=plain,
+            text=p.text("text") or "",
+            plain_text=shown.text,
+            entities=shown.api_entities(self._user),
             buttons=markup.inline or [],
             reply_markup=markup.inline_raw,
-            parse_mode=parse_mode,
+            parse_mode=p.text("parse_mode"),
             reply_keyboard=markup.keyboard,
             link_preview_disabled=p.flag("disable_web_page_preview")
             or bool(isinstance(preview, dict) and preview.get("is_disabled")),
         )
         self._apply_keyboard(chat, markup)
         chat.bot_messages[msg.message_id] = msg
-        return self._publish(chat, msg, "message", plain)
+        return self._publish(chat, msg, "message", shown.text)
 
     def _editable(self, p: Params) -> tuple[ChatState, SentMessage]:
         if p.text("inline_message_id"):
@@ -263,16 +282,19 @@ class BotApi:
         chat, msg = self._editable(p)
         if msg.invoice:
             raise bad_request("there is no text in the message to edit")
-        text, parse_mode = p.text("text"), p.text("parse_mode")
-        plain = check_message_text(text, parse_mode)
+        shown = self._formatted(p)
+        entities = shown.api_entities(self._user)
         markup = self._inline_only(p)
-        if text == msg.text and markup.inline_raw == msg.reply_markup:
+        # Telegram compares what it stores (text and entities), not the markup as sent.
+        same = (shown.text, entities) == (msg.plain_text, msg.entities)
+        if same and markup.inline_raw == msg.reply_markup:
             raise bad_request(_NOT_MODIFIED)
         # Like Telegram: an edit without reply_markup removes the inline keyboard.
-        msg.text, msg.plain_text, msg.parse_mode = text or "", plain, parse_mode
+        msg.text, msg.plain_text, msg.entities = p.text("text") or "", shown.text, entities
+        msg.parse_mode = p.text("parse_mode")
         msg.buttons, msg.reply_markup = markup.inline or [], markup.inline_raw
         msg.edited, msg.edited_at = True, time.monotonic()
-        return self._publish(chat, msg, "edit", plain)
+        return self._publish(chat, msg, "edit", shown.text)
 
     async def edit_message_reply_markup(self, p: Params) -> Any:
         chat, msg = self._editable(p)

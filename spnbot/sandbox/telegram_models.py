@@ -26,6 +26,7 @@ class SentMessage:
     chat_id: int
     text: str  # as sent by the bot (HTML markup kept); "" for invoices
     plain_text: str  # as a user sees it (markup stripped)
+    entities: list[dict[str, Any]] = field(default_factory=list)  # Bot API MessageEntity list
     buttons: list[list[Button]] = field(default_factory=list)
     reply_markup: dict[str, Any] | None = None  # the inline keyboard exactly as sent
     invoice: dict[str, Any] | None = None

@@ -147,6 +147,8 @@ class SandboxState:
             }
         else:
             obj["text"] = message.plain_text
+            if message.entities:
+                obj["entities"] = message.entities
         if message.reply_markup:
             obj["reply_markup"] = message.reply_markup
         if message.edited_at is not None:

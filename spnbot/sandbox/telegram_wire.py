@@ -10,12 +10,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from spnbot.sandbox.telegram_markup import Formatted, MarkupError, UnsupportedParseMode, parse_text
 from spnbot.sandbox.telegram_models import Button
 
 MAX_TEXT_LENGTH = 4096
@@ -193,76 +193,24 @@ async def read_request_params(request: web.Request) -> dict[str, Any]:
 
 # --- text and markup ----------------------------------------------------------------------------
 
-_HTML_TAGS = frozenset(
-    "b strong i em u ins s strike del span tg-spoiler a code pre blockquote tg-emoji".split()
-)
 
-
-class _TelegramHtml(HTMLParser):
-    """Accepts exactly Telegram's HTML subset; collects the text a user would see."""
-
-    def __init__(self, source: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self._source = source
-        self._line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
-        self._open: list[str] = []
-        self.plain: list[str] = []
-
-    def _byte_offset(self) -> int:
-        line, column = self.getpos()
-        index = self._line_starts[line - 1] + column
-        return len(self._source[:index].encode())
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _HTML_TAGS:
-            raise bad_request(
-                f'can\'t parse entities: Unsupported start tag "{tag}" '
-                f"at byte offset {self._byte_offset()}"
-            )
-        self._open.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self._open or self._open[-1] != tag:
-            raise bad_request(
-                f"can't parse entities: Unexpected end tag at byte offset {self._byte_offset()}"
-            )
-        self._open.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.plain.append(data)
-
-    def finish(self) -> str:
-        self.close()
-        if self._open:
-            raise bad_request(
-                "can't parse entities: Can't find end tag corresponding to start tag "
-                f'"{self._open[-1]}"'
-            )
-        return "".join(self.plain)
-
-
-def render_text(text: str, parse_mode: str | None) -> str:
-    """The text Telegram shows for `text`: HTML is validated and stripped like the real API.
-
-    Markdown modes are passed through unchanged (not validated).
-    """
-    if parse_mode is None or parse_mode.lower() != "html":
-        return text
-    parser = _TelegramHtml(text)
-    parser.feed(text)
-    return parser.finish()
-
-
-def check_message_text(text: str | None, parse_mode: str | None) -> str:
-    """Validate a message text the way sendMessage does; returns the rendered plain text."""
+def check_message_text(
+    text: str | None, parse_mode: str | None, *, strict_ampersand: bool = True
+) -> Formatted:
+    """Validate a message text the way sendMessage does; returns what Telegram stores."""
     if text is None or not text.strip():
         raise bad_request("message text is empty")
-    plain = render_text(text, parse_mode)
-    if not plain.strip():
+    try:
+        formatted = parse_text(text, parse_mode, strict_ampersand=strict_ampersand)
+    except UnsupportedParseMode:
+        raise bad_request("unsupported parse_mode") from None
+    except MarkupError as exc:
+        raise bad_request(f"can't parse entities: {exc}") from None
+    if not formatted.text.strip():
         raise bad_request("message text is empty")
-    if len(plain) > MAX_TEXT_LENGTH:
+    if len(formatted.text) > MAX_TEXT_LENGTH:
         raise bad_request("message is too long")
-    return plain
+    return formatted
 
 
 @dataclass

@@ -206,7 +206,7 @@ def test_signatures_follow_the_documented_formulas() -> None:
     target = Target(7, "spn-abc", "guid-1", 100, 42, "pending")
     body = build_callback(target, 1, "4242", "s3cret")
     payload = {k: v for k, v in body.items() if k not in ("signature", "signature_v2")}
-    # Written out here from docs/CONTRACTS.md, independently of oneplat_signature.
+    # Written out here from docs/PROVIDERS.md ("1Plat"), independently of oneplat_signature.
     md5 = hashlib.md5(b"spn-abc" + b"100" + b"4242" + b"s3cret", usedforsecurity=False)
     assert body["signature_v2"] == md5.hexdigest()
     stringified = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
