@@ -274,7 +274,7 @@ class YooKassaEmulator(StartStop):
             payment.update(status="waiting_for_capture", expires_at=_iso(now + timedelta(days=7)))
             event = "payment.waiting_for_capture"
         payment.pop("confirmation", None)  # YooKassa drops it once the payer has confirmed
-        if not notify:
+        if not notify or self.webhook_url is None:
             return NotificationResult(None, "")
         return await self.notify(payment_id, event)
 
@@ -295,7 +295,7 @@ class YooKassaEmulator(StartStop):
             cancellation_details={"party": party, "reason": reason},
         )
         payment.pop("confirmation", None)
-        if not notify:
+        if not notify or self.webhook_url is None:
             return NotificationResult(None, "")
         return await self.notify(payment_id, "payment.canceled")
 
