@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from spnbot.domain.money import Money
 from spnbot.payments.base import InvoiceRequest, ProviderError, ProviderStatus
@@ -287,3 +288,22 @@ async def test_unreachable_api_is_worth_retrying(session: aiohttp.ClientSession)
     with pytest.raises(ProviderError, match="unreachable") as caught:
         await gone.create_invoice(request())
     assert caught.value.retryable is True
+
+
+async def test_an_answer_about_another_payment_is_refused(session: aiohttp.ClientSession) -> None:
+    # No emulator misroutes; a tiny server standing in for a broken proxy does.
+    async def other(request: web.Request) -> web.Response:
+        return web.json_response(payment("succeeded", id="ffffffff-000f-5000-8000-000000000000"))
+
+    app = web.Application()
+    app.router.add_get("/v3/payments/{payment_id}", other)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        broken = provider(session, f"http://127.0.0.1:{runner.addresses[0][1]}/v3")
+        with pytest.raises(ProviderError, match="another payment") as caught:
+            await broken.fetch_statuses([PAYMENT_ID])
+        assert caught.value.retryable is False
+    finally:
+        await runner.cleanup()
