@@ -10,6 +10,11 @@ decimals (``"100.00"``), in RUB, above zero; a JSON float anywhere in a body is 
 ``metadata`` holds at most 16 string values (keys up to 32 characters, values up to 512);
 ``description`` is at most 128 characters; a receipt's items must add up to the amount.
 Validation errors are not remembered under their key (a corrected request may reuse it).
+Cross-checked against sources independent of our client: the HTTP codes and error codes
+(400 invalid_request, 401 invalid_credentials, 403 forbidden, 404 not_found, 429
+too_many_requests, 500 internal_server_error = result unknown) and the "Idempotence key
+duplicated" answer as third-party SDKs document and test them, the 128-character
+description limit in YooKassa's PHP SDK.
 
 Sandbox-only controls: ``pay`` (→ succeeded, or waiting_for_capture for ``capture: false``),
 ``cancel``, ``notify`` (an unsigned notification, as YooKassa sends), and ``outage`` (every
