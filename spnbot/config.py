@@ -70,6 +70,20 @@ class Settings(BaseSettings):
     oneplat_callback_url: str | None = None
     oneplat_methods: str = "card,sbp"
 
+    # YooKassa (offered when both the shop id and the secret key are set)
+    yookassa_shop_id: str | None = None
+    yookassa_secret_key: SecretStr | None = None
+    yookassa_api_url: str = "https://api.yookassa.ru/v3"
+    yookassa_return_url: str = "https://t.me/"  # where YooKassa's page sends the payer back
+    # Sender allow-list for notifications: unset = off, "default" = YooKassa's published
+    # networks, or a comma list of IPs/CIDRs.
+    yookassa_trusted_ips: str | None = None
+    # 54-FZ receipts: YOOKASSA_RECEIPT_EMAIL is a fixed address or a template with
+    # {telegram_id}; VAT code as YooKassa numbers them (1 = no VAT).
+    yookassa_receipts: bool = False
+    yookassa_receipt_email: str | None = None
+    yookassa_vat_code: int = Field(1, ge=1, le=12)
+
     # Storage and server
     database_url: str | None = Field(None, repr=False)  # may carry a password
     data_dir: Path = Path("data")
@@ -126,6 +140,25 @@ class Settings(BaseSettings):
         parse_networks(value)
         return value
 
+    @field_validator("yookassa_trusted_ips")
+    @classmethod
+    def _yookassa_ips(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() != "default":
+            if not parse_networks(value):
+                raise ValueError("must be `default` or a comma list of IPs/CIDRs")
+        return value
+
+    @field_validator("yookassa_receipt_email")
+    @classmethod
+    def _receipt_email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        address = value.replace("{telegram_id}", "1")
+        local, at, domain = address.partition("@")
+        if not (local and at and "." in domain) or any(c in address for c in " {}<>,;"):
+            raise ValueError("must be an e-mail address, optionally with {telegram_id}")
+        return value
+
     @field_validator("connect_apps")
     @classmethod
     def _apps(cls, value: str) -> str:
@@ -152,6 +185,8 @@ class Settings(BaseSettings):
         "cryptobot_api_url",
         "oneplat_base_url",
         "oneplat_callback_url",
+        "yookassa_api_url",
+        "yookassa_return_url",
         "support_url",
         "telegraph_agreement_url",
     )
@@ -206,6 +241,11 @@ class Settings(BaseSettings):
         if bool(self.oneplat_shop_id) != bool(self.oneplat_shop_secret):
             missing = "ONEPLAT_SHOP_SECRET" if self.oneplat_shop_id else "ONEPLAT_SHOP_ID"
             raise ValueError(f"{missing}: is required when the other 1Plat credential is set")
+        if bool(self.yookassa_shop_id) != bool(self.yookassa_secret_key):
+            missing = "YOOKASSA_SECRET_KEY" if self.yookassa_shop_id else "YOOKASSA_SHOP_ID"
+            raise ValueError(f"{missing}: is required when the other YooKassa credential is set")
+        if self.yookassa_receipts and not self.yookassa_receipt_email:
+            raise ValueError("YOOKASSA_RECEIPT_EMAIL: is required when YOOKASSA_RECEIPTS=true")
         return self
 
     # Derived views -------------------------------------------------------
@@ -233,6 +273,7 @@ class Settings(BaseSettings):
                 self.remnawave_api_key,
                 self.cryptobot_token,
                 self.oneplat_shop_secret,
+                self.yookassa_secret_key,
                 self.telegram_webhook_secret,
             )
             if v is not None
@@ -317,6 +358,7 @@ _HIDDEN_FIELDS = {
     "remnawave_api_key",
     "cryptobot_token",
     "oneplat_shop_secret",
+    "yookassa_secret_key",
 }
 
 

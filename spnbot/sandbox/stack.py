@@ -1,4 +1,4 @@
-"""All four emulators and the real app wired to them: used by the demo, the tests and benchmarks."""
+"""All the emulators and the real app wired to them: used by the demo, the tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from pydantic import SecretStr
 
 from spnbot.app import Application
 from spnbot.config import Settings
-from spnbot.payments import cryptobot, oneplat
+from spnbot.payments import cryptobot, oneplat, yookassa
 from spnbot.sandbox.cryptopay import CryptoPayEmulator
 from spnbot.sandbox.lifecycle import StartStop
 from spnbot.sandbox.oneplat import OnePlatEmulator
 from spnbot.sandbox.remnawave import RemnawaveEmulator
 from spnbot.sandbox.telegram import TelegramEmulator
+from spnbot.sandbox.yookassa import YooKassaEmulator
 
 # Sandbox credentials: they open nothing but the emulators on this machine.
 BOT_TOKEN = "7000000001:SANDBOX-bot-token-not-for-production"
@@ -23,6 +24,8 @@ PANEL_TOKEN = "sandbox-remnawave-api-token"
 SHOP_ID = "4242"
 SHOP_SECRET = "sandbox-1plat-shop-secret"
 CRYPTO_TOKEN = "4242:SANDBOX-crypto-pay-token"
+YOOKASSA_SHOP_ID = "424242"
+YOOKASSA_SECRET = "test_SANDBOX-yookassa-secret-key"
 ADMIN_ID = 900000001
 NEWS_CHANNEL = "@spn_news"
 
@@ -36,9 +39,10 @@ class Sandbox(StartStop):
         self.panel = RemnawaveEmulator(api_token=PANEL_TOKEN, api_version=panel_version)
         self.oneplat = OnePlatEmulator(shop_id=SHOP_ID, secret=SHOP_SECRET)
         self.cryptopay = CryptoPayEmulator(token=CRYPTO_TOKEN)
+        self.yookassa = YooKassaEmulator(shop_id=YOOKASSA_SHOP_ID, secret_key=YOOKASSA_SECRET)
 
     async def start(self) -> None:
-        for emulator in (self.telegram, self.panel, self.oneplat, self.cryptopay):
+        for emulator in (self.telegram, self.panel, self.oneplat, self.cryptopay, self.yookassa):
             await emulator.start()
         # The operator has talked to the bot before, so admin notices can reach them.
         self.telegram.user(ADMIN_ID, first_name="Operator", language_code="ru")
@@ -46,7 +50,7 @@ class Sandbox(StartStop):
         self.telegram.set_chat_member(NEWS_CHANNEL, ADMIN_ID, "creator")
 
     async def stop(self) -> None:
-        for emulator in (self.cryptopay, self.oneplat, self.panel, self.telegram):
+        for emulator in (self.yookassa, self.cryptopay, self.oneplat, self.panel, self.telegram):
             with contextlib.suppress(Exception):
                 await emulator.stop()
 
@@ -64,6 +68,9 @@ class Sandbox(StartStop):
             "oneplat_base_url": self.oneplat.url,
             "cryptobot_token": SecretStr(CRYPTO_TOKEN),
             "cryptobot_api_url": self.cryptopay.url,
+            "yookassa_shop_id": YOOKASSA_SHOP_ID,
+            "yookassa_secret_key": SecretStr(YOOKASSA_SECRET),
+            "yookassa_api_url": self.yookassa.url,
             "database_url": database_url,
             "data_dir": data_dir,
             "web_port": 0,
@@ -88,4 +95,5 @@ class Sandbox(StartStop):
         base = f"http://127.0.0.1:{app.port}"
         self.oneplat.callback_url = base + oneplat.WEBHOOK_PATH
         self.cryptopay.webhook_url = base + cryptobot.WEBHOOK_PATH
+        self.yookassa.webhook_url = base + yookassa.WEBHOOK_PATH
         return app

@@ -1,4 +1,4 @@
-"""``spnbot sandbox``: the four emulators on their own, for pointing a real deployment at them."""
+"""``spnbot sandbox``: the emulators on their own, for pointing a real deployment at them."""
 
 from __future__ import annotations
 
@@ -24,10 +24,14 @@ async def serve_sandbox(*, token: str | None = None) -> int:
         print(f"ONEPLAT_SHOP_SECRET={stack.SHOP_SECRET}")
         print(f"CRYPTOBOT_API_URL={sandbox.cryptopay.url}")
         print(f"CRYPTOBOT_TOKEN={stack.CRYPTO_TOKEN}")
+        print(f"YOOKASSA_API_URL={sandbox.yookassa.url}")
+        print(f"YOOKASSA_SHOP_ID={stack.YOOKASSA_SHOP_ID}")
+        print(f"YOOKASSA_SECRET_KEY={stack.YOOKASSA_SECRET}")
         print("\nPayment callbacks go to http://127.0.0.1:8080 (the app's default WEB_PORT).")
         print("Press Ctrl+C to stop.", flush=True)
         sandbox.oneplat.callback_url = "http://127.0.0.1:8080/1plat-webhook"
         sandbox.cryptopay.webhook_url = "http://127.0.0.1:8080/cryptobot-webhook"
+        sandbox.yookassa.webhook_url = "http://127.0.0.1:8080/yookassa-webhook"
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

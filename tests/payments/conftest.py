@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 
@@ -12,8 +13,10 @@ from aiohttp import web
 from spnbot.payments.base import StatusReport, WebhookRejected, WebhookVerifier
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.payments.oneplat import OnePlatProvider
+from spnbot.payments.yookassa import YooKassaProvider
 from spnbot.sandbox.cryptopay import CryptoPayEmulator
 from spnbot.sandbox.oneplat import OnePlatEmulator
+from spnbot.sandbox.yookassa import YooKassaEmulator
 
 SHOP_ID = "shop-17"
 SECRET = "s3cret-Ключ"
@@ -95,3 +98,31 @@ async def receiver_factory() -> AsyncIterator[
             return await stack.enter_async_context(WebhookReceiver(verifier))
 
         yield start
+
+
+YOOKASSA_SHOP = "506751"
+YOOKASSA_KEY = "test_Fh8hUAVVBGUGbjmlzba6TB0iyUbos_lueTHE-axOwM0"
+
+
+@pytest.fixture
+async def yookassa_emulator() -> AsyncIterator[YooKassaEmulator]:
+    async with YooKassaEmulator(shop_id=YOOKASSA_SHOP, secret_key=YOOKASSA_KEY) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def yookassa(
+    session: aiohttp.ClientSession, yookassa_emulator: YooKassaEmulator
+) -> YooKassaProvider:
+    return YooKassaProvider(
+        session,
+        shop_id=YOOKASSA_SHOP,
+        secret_key=YOOKASSA_KEY,
+        api_url=yookassa_emulator.url,
+        return_url="https://t.me/spn_bot",
+    )
+
+
+def yookassa_auth(shop_id: str = YOOKASSA_SHOP, secret_key: str = YOOKASSA_KEY) -> str:
+    """The Authorization header value, built here rather than by the client under test."""
+    return "Basic " + base64.b64encode(f"{shop_id}:{secret_key}".encode()).decode()
