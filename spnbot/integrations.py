@@ -6,6 +6,7 @@ import aiohttp
 
 from spnbot.config import Settings
 from spnbot.panel.remnawave import RemnawaveClient
+from spnbot.payments import yookassa
 from spnbot.payments.base import PaymentProvider
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.payments.oneplat import OnePlatProvider
@@ -68,6 +69,7 @@ def build_registry(
     built: list[PaymentProvider | None] = [
         make_oneplat(settings, http),
         make_cryptobot(settings, http),
+        yookassa.build_provider(settings, http),
         StarsProvider(stars_sender) if settings.stars_enabled else None,
     ]
     return ProviderRegistry(p for p in built if p is not None)

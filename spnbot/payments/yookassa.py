@@ -1,6 +1,6 @@
 """YooKassa (cards, SBP, wallets on YooKassa's own page): a thin client and its notification reader.
 
-Calls and shapes are in docs/CONTRACTS.md ("YooKassa"). The official ``yookassa`` package is
+Calls and shapes are in docs/PROVIDERS.md ("YooKassa"). The official ``yookassa`` package is
 not used: it is synchronous (``requests``), configures itself through class attributes shared
 by the whole process, sends no request timeout and turns amounts into floats on the way in.
 
@@ -59,7 +59,8 @@ STATUSES: Final[Mapping[str, ProviderStatus]] = {
 # The events whose payment is fetched back and settled; every other one is acknowledged.
 SETTLING_EVENTS: Final = frozenset({"payment.succeeded", "payment.canceled"})
 DESCRIPTION_LIMIT: Final = 128
-# YooKassa's published notification networks (docs/CONTRACTS.md); YOOKASSA_TRUSTED_IPS=default.
+# YooKassa's published notification networks (docs/PROVIDERS.md, "YooKassa"), used when
+# YOOKASSA_TRUSTED_IPS=default.
 PUBLISHED_NETWORKS: Final = (
     "185.71.76.0/27,185.71.77.0/27,77.75.153.0/25,77.75.156.11,77.75.156.35,"
     "77.75.154.128/25,2a02:5180::/32"

@@ -3,7 +3,8 @@
 The Bot API hands text with a parse_mode to TDLib, which walks the UTF-8 bytes: errors name a
 *byte* offset into the text as sent, while the entities of the result count UTF-16 code units.
 This module follows the behaviour of TDLib's parsers and of its published unit-test vectors
-(see docs/PROVIDERS.md, "Telegram Bot API and Stars"); nothing here depends on aiohttp or the emulator.
+(see docs/PROVIDERS.md, "Telegram Bot API and Stars"); nothing here depends on aiohttp or the
+emulator.
 
 One deliberate difference, on by default: an ``&`` that starts no known entity is refused
 (``strict_ampersand``). Telegram keeps such an ``&`` as a literal character, but a bare ``&``

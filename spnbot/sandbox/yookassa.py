@@ -1,6 +1,6 @@
 """A YooKassa API emulator: a real HTTP server for tests and the sandbox.
 
-Shapes follow docs/CONTRACTS.md ("YooKassa"): HTTP Basic auth (shop id : secret key), an
+Shapes follow docs/PROVIDERS.md ("YooKassa"): HTTP Basic auth (shop id : secret key), an
 ``Idempotence-Key`` on every POST (at most 64 characters; the same key with the same body
 answers the first payment again, with another body ``invalid_request`` "Idempotence key
 duplicated"), errors as ``{"type": "error", "id", "code", "description", "parameter"}``.

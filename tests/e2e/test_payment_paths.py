@@ -98,7 +98,13 @@ async def test_provider_failure_is_told_and_recorded(stack: Stack) -> None:
 
 
 async def test_unconfigured_providers_are_not_offered(stack: Stack) -> None:
-    await stack.restart(cryptobot_token=None, oneplat_shop_id=None, oneplat_shop_secret=None)
+    await stack.restart(
+        cryptobot_token=None,
+        oneplat_shop_id=None,
+        oneplat_shop_secret=None,
+        yookassa_shop_id=None,
+        yookassa_secret_key=None,
+    )
     uid = 6008
     await _open_methods(stack, uid)
     buttons = stack.tg.last_message(uid).button_texts
