@@ -96,6 +96,16 @@ class RemnawaveClient:
                     self._detected = line_from_probe(status, text)
         return self._detected
 
+    async def version_mismatch(self) -> str | None:
+        """A plain sentence when the pinned line is not the panel's own, else None."""
+        detected = await self.detected_version()
+        if self._configured is None or self._configured == detected:
+            return None
+        return (
+            f"REMNAWAVE_API_VERSION={self._configured} but the panel speaks API {detected}.x: "
+            f"every panel call would fail; set REMNAWAVE_API_VERSION={detected} or auto"
+        )
+
     async def get_user(self, ref: str) -> PanelUser | None:
         line = await self._line()
         try:
