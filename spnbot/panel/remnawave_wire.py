@@ -124,7 +124,7 @@ def devices_from_payload(payload: object) -> DeviceList:
     if not isinstance(payload, dict):
         raise unexpected(f"device list is not an object: {_snippet(payload)}")
     total, raw = payload.get("total"), payload.get("devices")
-    if not _is_count(total) or not isinstance(raw, list):
+    if not isinstance(total, int) or not _is_count(total) or not isinstance(raw, list):
         raise unexpected(f"device list without total/devices: {_snippet(payload)}")
     return DeviceList(total=total, devices=tuple(_device(item) for item in raw))
 
@@ -161,6 +161,7 @@ def line_from_probe(status: int, text: str) -> int:
 def _device(item: object) -> HwidDevice:
     if not isinstance(item, dict) or not isinstance(item.get("hwid"), str):
         raise unexpected(f"device without hwid: {_snippet(item)}")
+
     def text(key: str) -> str | None:
         value = item.get(key)
         return value if isinstance(value, str) else None

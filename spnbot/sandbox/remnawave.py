@@ -7,21 +7,18 @@ Used by tests, benchmarks and the demo.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from spnbot.sandbox.lifecycle import StartStop
 from spnbot.sandbox.remnawave_devices import DeviceBook, render_device
-from spnbot.sandbox.remnawave_http import Reply, failure, invalid, no_route, unauthorized
+from spnbot.sandbox.remnawave_http import failure, invalid
+from spnbot.sandbox.remnawave_transport import FAILURE_MODES, PanelTransport, RecordedRequest
 from spnbot.sandbox.remnawave_users import (
     UPDATABLE,
     is_int,
@@ -39,26 +36,13 @@ from spnbot.sandbox.remnawave_users import (
     uuid_issue,
     validate_user_body,
 )
+from spnbot.sandbox.remnawave_views import auth_status, render_squad, subscription_text
 
 DEFAULT_SQUAD_UUID = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
-FAILURE_MODES = ("503", "reset", "timeout")
-_INBOUND_UUID = "0b7e6c1a-3f52-4d8e-9a61-2c4f8e1d7b30"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["DEFAULT_SQUAD_UUID", "FAILURE_MODES", "RecordedRequest", "RemnawaveEmulator"]
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any  # request body, None when empty
-    status: int | None  # None: the connection was dropped
-    response: Any  # parsed response body, None when empty
-    at: float  # time.monotonic()
-
-
-class RemnawaveEmulator(StartStop):
+class RemnawaveEmulator(PanelTransport):
     """One panel of either line. Introspection for tests and benchmarks: `users` (keyed like
     PanelUser.ref), `find_user()`, `requests`, `expiry_updates`, `creates`, `failure_count`;
     `set_failure()` switches faults on and off, `reset()` forgets everything. Sandbox-only
@@ -83,53 +67,23 @@ class RemnawaveEmulator(StartStop):
         self.squad_uuid = squad_uuid
         self.squad_name = "Default-Squad"
         self.squads: dict[str, str] = {squad_uuid: self.squad_name}  # uuid -> name
+        super().__init__(
+            api_token=api_token,
+            host=host,
+            port=port,
+            require_proxy_headers=require_proxy_headers,
+            api_key=api_key,
+        )
         self.devices = DeviceBook()
-        self._token = api_token
-        self._api_key = api_key
-        self._host = host
-        self._port = port
         self._subscription_base = subscription_base.rstrip("/")
-        self._require_proxy_headers = require_proxy_headers
-        self._runner: web.AppRunner | None = None
-        self._stopping = asyncio.Event()
-        self._failure: str | None = None
         self._created_at = datetime.now(UTC)
-        self._public: set[Handler] = {self._auth_status, self._auth_register, self._sub_content}
-        self.failure_count = 0
+        self._public = {self._auth_status, self._auth_register, self._sub_content}
         self.users: dict[str, dict[str, Any]] = {}  # keyed like PanelUser.ref
-        self.requests: list[RecordedRequest] = []
         self.expiry_updates: list[tuple[int | None, datetime, float]] = []
         self.creates = 0
         self._next_id = 1
 
-    # lifecycle -------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._stopping.clear()
-        app = web.Application(middlewares=[self._middleware])
-        self._add_routes(app.router)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])  # the real one when port=0
-
-    async def stop(self) -> None:
-        self._stopping.set()  # releases requests held by the "timeout" fault
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._port}"
-
     # test controls and introspection ---------------------------------------------------
-
-    def set_failure(self, mode: str | None) -> None:
-        if mode is not None and mode not in FAILURE_MODES:
-            raise ValueError(f"unknown failure mode {mode!r}; use one of {FAILURE_MODES}")
-        self._failure = mode
 
     def find_user(
         self, *, telegram_id: int | None = None, username: str | None = None
@@ -183,82 +137,6 @@ class RemnawaveEmulator(StartStop):
         self._failure = None
         self._next_id = 1
 
-    # transport: faults, proxy headers, routing, auth, recording -------------------------
-
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        body = await self._request_json(request)
-        try:
-            response = await self._guard(request) or await handler(request)
-        except Reply as reply:
-            response = web.json_response(reply.body, status=reply.status)
-        dropped = request.transport is None or request.transport.is_closing()
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                json=body,
-                status=None if dropped else response.status,
-                response=self._response_json(response),
-                at=time.monotonic(),
-            )
-        )
-        return response
-
-    async def _guard(self, request: web.Request) -> web.StreamResponse | None:
-        if self._failure is not None:
-            self.failure_count += 1
-            if self._failure == "503":
-                return web.Response(status=503, text="503 Service Temporarily Unavailable")
-            if self._failure == "timeout":
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), timeout=3600)
-                except TimeoutError:
-                    pass
-            return self._drop(request)
-        if self._require_proxy_headers and not (
-            request.headers.get("X-Forwarded-Proto") == "https"
-            and request.headers.get("X-Forwarded-For")
-        ):
-            return self._drop(request)  # the real panel resets plain-http callers
-        if self._api_key is not None and request.headers.get("X-Api-Key") != self._api_key:
-            return web.Response(status=403, text="Forbidden")  # the reverse proxy's answer
-        if request.match_info.http_exception is not None:
-            # Express routes by method and path: a wrong method is the same 404, before auth.
-            return no_route(request)
-        if request.match_info.handler in self._public:
-            return None
-        if request.headers.get("Authorization") != f"Bearer {self._token}":
-            return unauthorized()
-        return None
-
-    @staticmethod
-    def _drop(request: web.Request) -> web.StreamResponse:
-        if request.transport is not None:
-            request.transport.abort()
-        return web.Response(status=499)  # never reaches the client
-
-    @staticmethod
-    async def _request_json(request: web.Request) -> Any:
-        raw = await request.read()
-        if not raw:
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw.decode("utf-8", errors="replace")
-
-    @staticmethod
-    def _response_json(response: web.StreamResponse) -> Any:
-        if not isinstance(response, web.Response) or response.body is None:
-            return None
-        text = response.text or ""
-        try:
-            return json.loads(text) if text else None
-        except ValueError:
-            return text
-
     # routes ----------------------------------------------------------------------------
 
     def _add_routes(self, router: web.UrlDispatcher) -> None:
@@ -293,20 +171,7 @@ class RemnawaveEmulator(StartStop):
         router.add_delete("/api/users/{ref}", self._delete)
 
     async def _auth_status(self, request: web.Request) -> web.Response:
-        """A panel whose first admin is registered (the emulator never is a fresh install)."""
-        providers = ("github", "pocketid", "yandex", "keycloak", "generic", "telegram")
-        return self._ok(
-            {
-                "isLoginAllowed": True,
-                "isRegisterAllowed": False,
-                "authentication": {
-                    "passkey": {"enabled": False},
-                    "oauth2": {"providers": dict.fromkeys(providers, False)},
-                    "password": {"enabled": True},
-                },
-                "branding": {"title": None, "logoUrl": None},
-            }
-        )
+        return self._ok(auth_status())
 
     async def _auth_register(self, request: web.Request) -> web.Response:
         raise failure(request, 403, "E000", "Forbidden")  # only the first admin may register
@@ -478,34 +343,14 @@ class RemnawaveEmulator(StartStop):
 
     def _squad(self, squad_uuid: str) -> dict[str, Any]:
         members = sum(1 for u in self.users.values() if squad_uuid in u["squads"])
-        inbound = {
-            "uuid": _INBOUND_UUID,
-            "profileUuid": "00000000-0000-0000-0000-000000000000",
-            "tag": "Shadowsocks",
-            "type": "shadowsocks",
-            "network": None,
-            "security": None,
-            "port": 1234,
-            "rawInbound": {
-                "tag": "Shadowsocks",
-                "port": 1234,
-                "protocol": "shadowsocks",
-                "settings": {"method": "chacha20-ietf-poly1305", "clients": [], "network": "tcp"},
-                "sniffing": {"enabled": True, "destOverride": ["http", "tls", "quic"]},
-            },
-        }
-        squad: dict[str, Any] = {
-            "uuid": squad_uuid,
-            "viewPosition": list(self.squads).index(squad_uuid) + 1,
-            "name": self.squads[squad_uuid],
-            "info": {"membersCount": members, "inboundsCount": 1},
-            "inbounds": [inbound],
-            "createdAt": js_iso(self._created_at),
-            "updatedAt": js_iso(self._created_at),
-        }
-        if self.api_version >= 3:
-            squad["tags"] = []
-        return squad
+        return render_squad(
+            squad_uuid,
+            self.squads[squad_uuid],
+            position=list(self.squads).index(squad_uuid) + 1,
+            members=members,
+            created_at=self._created_at,
+            api_version=self.api_version,
+        )
 
     async def _add_all(self, request: web.Request) -> web.Response:
         """2.x `add-users`: puts every user into the squad; it takes no body."""
@@ -528,17 +373,7 @@ class RemnawaveEmulator(StartStop):
         if record is None:
             body = {"isFound": False, "statusCode": 404, "message": "Resource not found"}
             return web.json_response(body, status=404)
-        link = f"vless://{record['vlessUuid']}@0.0.0.0:1?encryption=none&type=tcp#SPN-sandbox"
-        expire = parse_iso(record["expireAt"]) or datetime.now(UTC)
-        headers = {
-            "content-disposition": f"attachment; filename={record['username']}",
-            "subscription-userinfo": (
-                f"upload=0; download={record['usedTrafficBytes']}; "
-                f"total={record['trafficLimitBytes']}; expire={int(expire.timestamp())}"
-            ),
-            "profile-update-interval": "12",
-        }
-        text = base64.b64encode(link.encode()).decode()
+        text, headers = subscription_text(record)
         return web.Response(text=text, content_type="text/plain", headers=headers)
 
     async def _devices(self, request: web.Request) -> web.Response:

@@ -263,4 +263,3 @@ def subscription_info(user: dict[str, Any]) -> dict[str, Any]:
         "ssConfLinks": {},
         "subscriptionUrl": user["subscriptionUrl"],
     }
-

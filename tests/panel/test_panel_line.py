@@ -87,7 +87,7 @@ async def test_something_else_at_the_url(
 ) -> None:
     # A panel is there but base_url points below it: every route is Nest's 404.
     client = make_client(api_version="auto", base_url=emulator.url + "/x")
-    with pytest.raises(PanelVersionUnknown, match="neither Remnawave 3.x nor 2.x"):
+    with pytest.raises(PanelVersionUnknown, match=r"neither Remnawave 3\.x nor 2\.x"):
         await client.detected_version()
 
 

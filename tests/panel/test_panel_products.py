@@ -69,9 +69,7 @@ async def test_update_limits_and_expiry_together(
     user = await new_user(client, UserLimits(hwid_device_limit=1))
     premium = emulator.add_squad("Premium")
     target = soon(90)
-    both = UserLimits(
-        hwid_device_limit=5, traffic_limit_strategy="DAY", internal_squads=(premium,)
-    )
+    both = UserLimits(hwid_device_limit=5, traffic_limit_strategy="DAY", internal_squads=(premium,))
     updated = await client.set_expiry(user.ref, target, limits=both)
 
     assert updated.expire_at == target
@@ -143,7 +141,9 @@ async def test_devices_listed_and_deleted(
     assert (await client.list_devices(user.ref)).total == 1
 
 
-async def test_devices_of_a_missing_user(client: RemnawaveClient, emulator: RemnawaveEmulator) -> None:
+async def test_devices_of_a_missing_user(
+    client: RemnawaveClient, emulator: RemnawaveEmulator
+) -> None:
     missing = "999" if emulator.api_version == 3 else "00000000-0000-4000-8000-000000000000"
     with pytest.raises(PanelNotFound):
         await client.list_devices(missing)
@@ -188,7 +188,9 @@ async def test_revoke_gives_a_new_link_and_kills_the_old_one(
     assert await client.get_user(user.ref) == revoked
 
 
-async def test_revoke_of_a_missing_user(client: RemnawaveClient, emulator: RemnawaveEmulator) -> None:
+async def test_revoke_of_a_missing_user(
+    client: RemnawaveClient, emulator: RemnawaveEmulator
+) -> None:
     missing = "999" if emulator.api_version == 3 else "00000000-0000-4000-8000-000000000000"
     with pytest.raises(PanelNotFound):
         await client.revoke_subscription(missing)

@@ -145,7 +145,10 @@ def headers_for(recording: Recording) -> dict[str, str]:
 
 
 async def replay(
-    session: aiohttp.ClientSession, emu: RemnawaveEmulator, recording: Recording, ids: dict[str, str]
+    session: aiohttp.ClientSession,
+    emu: RemnawaveEmulator,
+    recording: Recording,
+    ids: dict[str, str],
 ) -> list[str]:
     path, body = translate(recording, ids)
     data = None if body is None else json.dumps(body)
