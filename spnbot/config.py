@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     # Remnawave panel
     remnawave_base_url: str | None = None
     remnawave_api_token: SecretStr | None = None
-    remnawave_api_version: int = 3  # 3 (current) or 2
+    # "auto" asks the panel which API line it speaks (3.x by id, 2.x by uuid); 3 or 2 pins it.
+    remnawave_api_version: Literal["auto", 2, 3] = "auto"
     remnawave_api_key: SecretStr | None = None
     default_squad_uuid: str | None = None
 
@@ -213,12 +214,15 @@ class Settings(BaseSettings):
         database_url_to_sqlalchemy(value)  # raises ValueError with the reason
         return value
 
-    @field_validator("remnawave_api_version")
+    @field_validator("remnawave_api_version", mode="before")
     @classmethod
-    def _panel_version(cls, value: int) -> int:
-        if value not in (2, 3):
-            raise ValueError("must be 2 or 3 (the panel's major version)")
-        return value
+    def _panel_version(cls, value: Any) -> Any:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if text in ("2", "3"):
+            return int(text)
+        raise ValueError("must be auto, 2 or 3 (the panel's major version, or detect it)")
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -26,7 +26,7 @@ from spnbot.bot.factory import make_bot
 from spnbot.config import Settings
 from spnbot.integrations import make_cryptobot, make_oneplat, make_panel
 from spnbot.ops.common import missing_sqlite_file, short_error
-from spnbot.panel.base import PanelAuthError, PanelError, PanelUnavailable
+from spnbot.panel.base import PanelAuthError, PanelError, PanelUnavailable, PanelVersionUnknown
 from spnbot.payments.base import ProviderError
 from spnbot.store import migrate
 from spnbot.store.db import Database, uses_transaction_pooler
@@ -217,6 +217,8 @@ class _Doctor:
         assert client is not None  # both settings checked just above
         squad = s.default_squad_uuid
         try:
+            detected = await client.detected_version()
+            mismatch = await client.version_mismatch()
             if squad:
                 found = await client.squad_exists(squad)
             else:
@@ -232,11 +234,20 @@ class _Doctor:
                 f"cannot reach the panel at {s.remnawave_base_url} ({exc})",
                 "check REMNAWAVE_BASE_URL and that the panel is up",
             ) from None
+        except PanelVersionUnknown as exc:
+            raise CheckFailed(
+                str(exc), "REMNAWAVE_BASE_URL is the panel's own address, without /api"
+            ) from None
         except PanelError as exc:
             raise CheckFailed(
-                str(exc), "check REMNAWAVE_BASE_URL and REMNAWAVE_API_VERSION (3 or 2)"
+                str(exc), "check REMNAWAVE_BASE_URL and REMNAWAVE_API_VERSION (auto, 3 or 2)"
             ) from None
-        where = f"{s.remnawave_base_url} (API {s.remnawave_api_version}.x)"
+        if mismatch is not None:
+            raise CheckFailed(
+                mismatch, "fix REMNAWAVE_API_VERSION in .env and run spnbot doctor again"
+            )
+        how = "detected" if s.remnawave_api_version == "auto" else "as set, confirmed"
+        where = f"{s.remnawave_base_url} (API {detected}.x, {how})"
         if not squad:
             return f"{where}; DEFAULT_SQUAD_UUID not set, new users join no squad"
         if not found:

@@ -49,9 +49,46 @@ def parse_iso(value: object) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def issue(path: str, message: str, code: str = "custom") -> dict[str, Any]:
+def issue(path: str, message: str, code: str = "custom", **extra: Any) -> dict[str, Any]:
     """One entry of nestjs-zod's `errors` list."""
-    return {"code": code, "path": [path] if path else [], "message": message}
+    return {"code": code, **extra, "path": [path] if path else [], "message": message}
+
+
+# The two lines validate with different zod majors (2.x: zod 3, 3.x: zod 4), and their issue
+# objects carry different keys; the recordings show both. `zod4` picks the 3.x form.
+
+
+def missing_issue(path: str, expected: str, *, zod4: bool) -> dict[str, Any]:
+    if zod4:
+        message = f"Invalid input: expected {expected}, received undefined"
+        return issue(path, message, "invalid_type", expected=expected)
+    return issue(path, "Required", "invalid_type", expected=expected, received="undefined")
+
+
+def nan_issue(path: str) -> dict[str, Any]:
+    """zod 4 `coerce.number()` of a non-number path parameter (3.x `/api/users/{id}`)."""
+    message = "Invalid input: expected number, received NaN"
+    return issue(path, message, "invalid_type", expected="number", received="NaN")
+
+
+def format_issue(path: str, kind: str, message: str, *, zod4: bool) -> dict[str, Any]:
+    """A string that is not a uuid, datetime, regex match...: zod 3 `invalid_string`."""
+    if zod4:
+        return issue(path, message, "invalid_format", origin="string", format=kind)
+    return issue(path, message, "invalid_string", validation=kind)
+
+
+def uuid_issue(path: str, *, zod4: bool) -> dict[str, Any]:
+    return format_issue(path, "uuid", "Invalid UUID" if zod4 else "Invalid uuid", zod4=zod4)
+
+
+def size_issue(
+    path: str, bound: int, message: str, *, too_big: bool, zod4: bool, kind: str = "string"
+) -> dict[str, Any]:
+    code, key = ("too_big", "maximum") if too_big else ("too_small", "minimum")
+    if zod4:
+        return issue(path, message, code, origin=kind, **{key: bound}, inclusive=True)
+    return issue(path, message, code, **{key: bound}, type=kind, inclusive=True, exact=False)
 
 
 def is_uuid(value: object) -> bool:
@@ -76,17 +113,17 @@ def validate_user_body(
     body: dict[str, Any], *, creating: bool, api_version: int
 ) -> list[dict[str, Any]]:
     """Issues for a create (POST) or update (PATCH) body; empty when the panel would accept it."""
+    zod4 = api_version >= 3
     issues: list[dict[str, Any]] = []
     name = body.get("username")
     if creating or name is not None:
-        if not isinstance(name, str):
-            issues.append(issue("username", "Username is required", "invalid_type"))
-        elif not 3 <= len(name) <= 36 or not USERNAME_RE.match(name):
-            issues.append(issue("username", "Username must be 3-36 letters, digits, _ or -"))
+        issues += _username_issues(name, zod4=zod4)
     if creating or "expireAt" in body:
         when = parse_iso(body.get("expireAt"))
-        if when is None:
-            issues.append(issue("expireAt", "Invalid date format", "invalid_format"))
+        if "expireAt" not in body:
+            issues.append(missing_issue("expireAt", "string", zod4=zod4))
+        elif when is None:
+            issues.append(format_issue("expireAt", "datetime", "Invalid date format", zod4=zod4))
         elif not creating and when <= datetime.now(UTC):
             issues.append(issue("expireAt", "Expiration date cannot be in the past"))
     if not creating:
@@ -112,11 +149,27 @@ def validate_user_body(
     return issues
 
 
+def _username_issues(name: object, *, zod4: bool) -> list[dict[str, Any]]:
+    if not isinstance(name, str):
+        return [missing_issue("username", "string", zod4=zod4)]
+    if len(name) < 3:
+        message = "Username must be at least 3 characters"
+        return [size_issue("username", 3, message, too_big=False, zod4=zod4)]
+    if len(name) > 36:
+        message = "Username must be less than 36 characters"
+        return [size_issue("username", 36, message, too_big=True, zod4=zod4)]
+    if not USERNAME_RE.match(name):
+        message = "Username can only contain letters, numbers, underscores and dashes"
+        return [format_issue("username", "regex", message, zod4=zod4)]
+    return []
+
+
 def _key_issues(body: dict[str, Any], api_version: int) -> list[dict[str, Any]]:
     key = "id" if api_version >= 3 else "uuid"
     if key in body:
-        valid = is_int(body[key]) if key == "id" else is_uuid(body[key])
-        return [] if valid else [issue(key, f"Invalid {key}", "invalid_type")]
+        if key == "uuid":
+            return [] if is_uuid(body[key]) else [uuid_issue("uuid", zod4=False)]
+        return [] if is_int(body[key]) else [issue(key, f"Invalid {key}", "invalid_type")]
     if body.get("username") is None:
         return [issue("", f"At least one of username, {key} must be provided")]
     return []
@@ -155,7 +208,7 @@ def new_user_record(body: dict[str, Any], *, user_id: int) -> dict[str, Any]:
 
 
 def render_user(
-    record: dict[str, Any], *, api_version: int, subscription_base: str, squad_name: str
+    record: dict[str, Any], *, api_version: int, subscription_base: str, squads: dict[str, str]
 ) -> dict[str, Any]:
     """The user object as the panel serializes it, status computed at read time."""
     now = datetime.now(UTC)
@@ -171,7 +224,7 @@ def render_user(
         status=status,
         expireAt=js_iso(expire),
         subscriptionUrl=f"{subscription_base}/{record['shortUuid']}",
-        activeInternalSquads=[{"uuid": s, "name": squad_name} for s in record["squads"]],
+        activeInternalSquads=[{"uuid": s, "name": squads.get(s, "")} for s in record["squads"]],
         userTraffic={
             "usedTrafficBytes": used,
             "lifetimeUsedTrafficBytes": used,

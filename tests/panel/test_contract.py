@@ -21,7 +21,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from spnbot.panel.base import PanelAuthError, PanelConflict, PanelRejected
+from spnbot.panel.base import (
+    PanelAuthError,
+    PanelConflict,
+    PanelDeviceNotFound,
+    PanelRejected,
+    UserLimits,
+)
 from spnbot.panel.remnawave import RemnawaveClient
 from spnbot.sandbox.remnawave import RecordedRequest, RemnawaveEmulator
 
@@ -35,7 +41,9 @@ _UUID = r"([0-9a-f-]{36})"
 ROUTES: list[tuple[int, str, str, str, tuple[str, ...]]] = [
     (3, "POST", r"/api/users/?", "CreateUserCommand", ()),
     (3, "PATCH", r"/api/users/?", "UpdateUserCommand", ()),
+    (3, "GET", r"/api/users/?", "GetUsersCommand", ()),
     (3, "GET", r"/api/users/stream", "GetUsersStreamCommand", ()),
+    (3, "GET", r"/api/users/tags", "GetUsersTagsCommand", ()),
     (3, "GET", r"/api/users/by-username/([^/]+)", "GetUserByUsernameCommand", ("username",)),
     (3, "GET", r"/api/users/by-short-uuid/([^/]+)", "GetUserByShortUuidCommand", ("shortUuid",)),
     (3, "GET", rf"/api/users/{_ID}", "GetUserByIdCommand", ("userId",)),
@@ -51,6 +59,8 @@ ROUTES: list[tuple[int, str, str, str, tuple[str, ...]]] = [
     (3, "POST", r"/api/hwid/devices/delete", "DeleteUserHwidDeviceCommand", ()),
     (2, "POST", r"/api/users/?", "CreateUserCommand", ()),
     (2, "PATCH", r"/api/users/?", "UpdateUserCommand", ()),
+    (2, "GET", r"/api/users/?", "GetAllUsersCommand", ()),
+    (2, "GET", r"/api/users/tags", "GetAllTagsCommand", ()),
     (2, "GET", r"/api/users/by-username/([^/]+)", "GetUserByUsernameCommand", ("username",)),
     (2, "GET", r"/api/users/by-short-uuid/([^/]+)", "GetUserByShortUuidCommand", ("shortUuid",)),
     (2, "GET", r"/api/users/by-telegram-id/(\d+)", "GetUserByTelegramIdCommand", ("telegramId",)),
@@ -61,6 +71,8 @@ ROUTES: list[tuple[int, str, str, str, tuple[str, ...]]] = [
     (2, "POST", rf"/api/users/{_UUID}/actions/reset-traffic", "ResetUserTrafficCommand", ("uuid",)),
     (2, "POST", rf"/api/users/{_UUID}/actions/revoke", "RevokeUserSubscriptionCommand", ("uuid",)),
     (2, "GET", r"/api/internal-squads/?", "GetInternalSquadsCommand", ()),
+    (2, "GET", rf"/api/hwid/devices/{_UUID}", "GetUserHwidDevicesCommand", ("userUuid",)),
+    (2, "POST", r"/api/hwid/devices/delete", "DeleteUserHwidDeviceCommand", ()),
     (
         2,
         "POST",
@@ -200,11 +212,39 @@ async def _client_sequence(client: RemnawaveClient, squad_uuid: str) -> str:
     return alice.ref
 
 
+async def _client_growth(client: RemnawaveClient, emu: RemnawaveEmulator, ref: str) -> None:
+    """Limits, devices and revoke as SPN calls them (issue 14)."""
+    extra = emu.add_squad("Premium")
+    limits = UserLimits(
+        hwid_device_limit=3,
+        traffic_limit_bytes=50 * 2**30,
+        traffic_limit_strategy="MONTH",
+        internal_squads=(emu.squad_uuid, extra),
+    )
+    carol = await client.create_user(
+        username="carol", telegram_id=3003, expire_at=_future(5), limits=limits
+    )
+    assert carol.hwid_device_limit == 3 and carol.internal_squads == (emu.squad_uuid, extra)
+    await client.set_limits(carol.ref, UserLimits(hwid_device_limit=1, internal_squads=()))
+    await client.set_expiry(carol.ref, _future(9), limits=UserLimits(traffic_limit_bytes=0))
+    emu.add_device(ref, "hwid-a")
+    emu.add_device(ref, "hwid-b", platform=None, os_version=None)
+    assert (await client.list_devices(ref)).total == 2
+    assert [d.hwid for d in (await client.delete_device(ref, "hwid-a")).devices] == ["hwid-b"]
+    with pytest.raises(PanelDeviceNotFound):
+        await client.delete_device(ref, "hwid-a")
+    await client.revoke_subscription(ref)
+
+
 async def _emulator_extras(
     session: aiohttp.ClientSession, emu: RemnawaveEmulator, ref: str
 ) -> None:
     """The emulator's other endpoints, called raw so their answers get validated too."""
-    headers = {"Authorization": f"Bearer {TOKEN}", "X-Forwarded-Proto": "https"}
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-For": "127.0.0.1",
+    }
     short = emu.find_user(username="alice")
     assert short is not None
     calls: list[tuple[str, str, Any]] = [
@@ -213,13 +253,16 @@ async def _emulator_extras(
         ("POST", f"/api/users/{ref}/actions/enable", None),
         ("POST", f"/api/users/{ref}/actions/reset-traffic", None),
         ("POST", f"/api/users/{ref}/actions/revoke", {}),
+        ("POST", f"/api/users/{ref}/actions/revoke", {"revokeOnlyPasswords": True}),
+        ("POST", f"/api/users/{ref}/actions/revoke", None),
+        ("GET", "/api/users?size=10&start=0", None),
+        ("GET", "/api/users/tags", None),
+        ("GET", f"/api/hwid/devices/{ref}", None),
     ]
     if emu.api_version == 3:
         calls += [
             ("POST", f"/api/users/{ref}/actions/extend", {"days": 3}),
             ("GET", f"/api/subscriptions/by-id/{ref}", None),
-            ("GET", f"/api/hwid/devices/{ref}", None),
-            ("POST", "/api/hwid/devices/delete", {"userId": int(ref), "hwid": "abc"}),
             ("GET", "/api/users/stream?size=1", None),
         ]
     else:
@@ -228,7 +271,7 @@ async def _emulator_extras(
     for method, path, body in calls:
         async with session.request(method, emu.url + path, json=body, headers=headers) as resp:
             assert resp.status < 300, (method, path, await resp.text())
-    bare = {"X-Forwarded-Proto": "https"}  # no bearer: the 401 shape is checked too
+    bare = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "127.0.0.1"}  # 401 shape too
     async with session.get(emu.url + "/api/internal-squads", headers=bare) as resp:
         assert resp.status == 401
 
@@ -243,6 +286,7 @@ async def test_traffic_matches_the_official_contract(validator: Validator, versi
             session, base_url=emu.url, token=TOKEN, api_version=version, squad_uuid=emu.squad_uuid
         )
         ref = await _client_sequence(client, emu.squad_uuid)
+        await _client_growth(client, emu, ref)
         with pytest.raises(PanelAuthError):
             await RemnawaveClient(session, base_url=emu.url, token="wrong").ping()
         await _emulator_extras(session, emu, ref)

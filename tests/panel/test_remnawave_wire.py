@@ -127,7 +127,7 @@ async def test_unexpected_success_bodies_are_rejected(
     url, reply = odd_panel
     reply["text"] = text
     async with aiohttp.ClientSession() as session:
-        client = RemnawaveClient(session, base_url=url, token="t")
+        client = RemnawaveClient(session, base_url=url, token="t", api_version=3)
         with pytest.raises(PanelRejected, match="unexpected panel response"):
             await client.get_user("1")
 
