@@ -6,6 +6,7 @@ import aiohttp
 
 from spnbot.config import Settings
 from spnbot.panel.remnawave import RemnawaveClient
+from spnbot.payments import oneplat
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.payments.oneplat import OnePlatProvider
 
@@ -30,16 +31,7 @@ def make_panel(
 def make_oneplat(
     settings: Settings, http: aiohttp.ClientSession, *, timeout: float = 15.0
 ) -> OnePlatProvider | None:
-    s = settings
-    if not (s.oneplat_shop_id and s.oneplat_shop_secret):
-        return None
-    return OnePlatProvider(
-        http,
-        base_url=s.oneplat_base_url,
-        shop_id=s.oneplat_shop_id,
-        secret=s.oneplat_shop_secret.get_secret_value(),
-        timeout=timeout,
-    )
+    return oneplat.build_provider(settings, http, timeout=timeout)
 
 
 def make_cryptobot(
