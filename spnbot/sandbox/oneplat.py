@@ -117,6 +117,7 @@ class OnePlatEmulator(StartStop):
         self.no_requisites_error = "Не удалось получить реквизиты"  # or "No suitable cards found"
         self.amount_to_pay_extra = 0  # rubles 1Plat adds to what the payer must transfer
         self.callback_ids_as_numbers = False
+        self.info_failure: int | None = None  # order info answers this HTTP status (e.g. 502)
         self.unknown_order_http_status = 404
         self.delay = 0.0  # seconds every API answer waits: for client timeout tests
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
@@ -236,6 +237,8 @@ class OnePlatEmulator(StartStop):
         )
 
     async def _info(self, request: web.Request) -> web.Response:
+        if self.info_failure is not None:
+            return _error(self.info_failure, "Сервис временно недоступен")
         order = self.orders.get(request.match_info["guid"])
         if order is None:
             return web.json_response(
