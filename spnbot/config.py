@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from spnbot.domain.networks import parse_networks
 from spnbot.domain.tariffs import DEFAULT_TARIFFS, Tariff, parse_tariffs
+from spnbot.payments.oneplat_options import check_email_template, parse_methods
 
 TELEGRAM_API = "https://api.telegram.org"
 
@@ -69,7 +70,11 @@ class Settings(BaseSettings):
     oneplat_shop_secret: SecretStr | None = None
     oneplat_base_url: str = "https://1plat.cash"
     oneplat_callback_url: str | None = None
-    oneplat_methods: str = "card,sbp"
+    oneplat_methods: str = "card,sbp"  # of card, sbp, qr, crypto
+    # E-mail sent with each order: a fixed address or a template with {user_id} / {order_id}.
+    oneplat_email: str | None = None
+    # Addresses allowed to send callbacks (comma list of IPs/CIDRs); unset = anyone.
+    oneplat_callback_ips: str | None = None
 
     # YooKassa (offered when both the shop id and the secret key are set)
     yookassa_shop_id: str | None = None
@@ -158,6 +163,23 @@ class Settings(BaseSettings):
         local, at, domain = address.partition("@")
         if not (local and at and "." in domain) or any(c in address for c in " {}<>,;"):
             raise ValueError("must be an e-mail address, optionally with {telegram_id}")
+        return value
+
+    @field_validator("oneplat_methods")
+    @classmethod
+    def _oneplat_methods(cls, value: str) -> str:
+        return ",".join(parse_methods(value))
+
+    @field_validator("oneplat_email")
+    @classmethod
+    def _oneplat_email(cls, value: str | None) -> str | None:
+        return None if value is None else check_email_template(value.strip())
+
+    @field_validator("oneplat_callback_ips")
+    @classmethod
+    def _oneplat_callback_ips(cls, value: str | None) -> str | None:
+        if value is not None and not parse_networks(value):
+            raise ValueError("names no address (leave it unset to accept any sender)")
         return value
 
     @field_validator("connect_apps")

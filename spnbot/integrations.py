@@ -6,7 +6,7 @@ import aiohttp
 
 from spnbot.config import Settings
 from spnbot.panel.remnawave import RemnawaveClient
-from spnbot.payments import yookassa
+from spnbot.payments import oneplat, yookassa
 from spnbot.payments.base import PaymentProvider
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.payments.oneplat import OnePlatProvider
@@ -34,16 +34,7 @@ def make_panel(
 def make_oneplat(
     settings: Settings, http: aiohttp.ClientSession, *, timeout: float = 15.0
 ) -> OnePlatProvider | None:
-    s = settings
-    if not (s.oneplat_shop_id and s.oneplat_shop_secret):
-        return None
-    return OnePlatProvider(
-        http,
-        base_url=s.oneplat_base_url,
-        shop_id=s.oneplat_shop_id,
-        secret=s.oneplat_shop_secret.get_secret_value(),
-        timeout=timeout,
-    )
+    return oneplat.build_provider(settings, http, timeout=timeout)
 
 
 def make_cryptobot(

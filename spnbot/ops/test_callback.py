@@ -91,13 +91,14 @@ async def send_test_callback(
 
 
 def build_callback(target: Target, status: int, shop_id: str, secret: str) -> dict[str, Any]:
-    """The body 1Plat sends (docs/PROVIDERS.md "1Plat"), signed both ways."""
+    """The body 1Plat sends (docs/PROVIDERS.md "1Plat"), signed both ways, with the doc
+    example's types: ids as strings, status and amounts as numbers."""
     payload: dict[str, Any] = {
         # 1Plat's own numeric id is not stored with us; the receiver reads the guid instead.
-        "payment_id": target.row_id,
+        "payment_id": str(target.row_id),
         "guid": target.guid,
         "merchant_id": target.public_id,
-        "user_id": target.user_id,
+        "user_id": str(target.user_id),
         "status": status,
         "amount": target.rubles,
         "amount_to_pay": target.rubles,

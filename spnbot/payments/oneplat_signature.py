@@ -12,7 +12,9 @@
   Both are compact (no spaces) and keep non-ASCII characters unescaped, as
   ``JSON.stringify`` does.
 
-A callback is authentic when either signature matches; comparisons are constant-time.
+A callback is authentic when either signature matches; comparisons are constant-time. Only
+the HMAC covers ``status`` and ``guid``: what ``signature_v2`` alone vouches for is a hint
+that the provider confirms through order info (``spnbot.payments.oneplat``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hmac
 import json
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Final
 
 SIGNATURE_FIELDS: Final = ("signature", "signature_v2")
@@ -40,6 +43,9 @@ def render_scalar(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    # safe_json reads fractions as bounded Decimals; an integral one ("100.0") is 100 in JS.
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         return str(int(value))
     raise ValueError(f"cannot render {value!r} for signature_v2")
 
@@ -69,6 +75,14 @@ def stringify(value: object, *, sort_keys: bool = False) -> str:
 def _js_numbers(value: object) -> object:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
+    if isinstance(value, Decimal):
+        # A bounded Decimal from safe_json: JavaScript held it as a double, so render it the
+        # way a double renders (integral ones without a fraction, the rest shortest-repr).
+        if not value.is_finite():
+            raise ValueError("NaN/Infinity cannot come from JSON.stringify")
+        if value == value.to_integral_value():
+            return int(value)
+        return float(value)
     if isinstance(value, Mapping):
         return {key: _js_numbers(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -96,19 +110,14 @@ def _same_hex(given: object, expected: str) -> bool:
 
 
 def matching_signature(body: Mapping[str, object], shop_id: str, secret: str) -> str | None:
-    """The name of the signature field that verifies (``signature_v2`` checked first), or None.
+    """The strongest signature field that verifies, or None.
 
-    ``body`` is the parsed callback. A ``signature_v2`` is only checked when
-    ``merchant_id`` and ``amount`` can be rendered; otherwise only the HMAC can match.
+    ``"signature"`` (the HMAC, which covers every field) wins over ``"signature_v2"`` (which
+    covers only ``merchant_id`` and ``amount``), so the caller knows how much it may believe.
+    Both are always computed, so timing does not tell which one was close. A
+    ``signature_v2`` only counts when ``merchant_id`` and ``amount`` can be rendered.
     """
-    given_v2 = body.get("signature_v2")
-    if given_v2 is not None:
-        try:
-            expected_v2 = signature_v2(body.get("merchant_id"), body.get("amount"), shop_id, secret)
-        except ValueError:
-            expected_v2 = None
-        if expected_v2 is not None and _same_hex(given_v2, expected_v2):
-            return "signature_v2"
+    hmac_ok = False
     given = body.get("signature")
     if given is not None:
         try:
@@ -116,7 +125,15 @@ def matching_signature(body: Mapping[str, object], shop_id: str, secret: str) ->
         except ValueError:  # NaN/Infinity cannot come from JSON.stringify
             candidates = []
         # Check every candidate, so timing does not tell which rendering was close.
-        matches = [_same_hex(given, candidate) for candidate in candidates]
-        if any(matches):
-            return "signature"
-    return None
+        hmac_ok = any([_same_hex(given, candidate) for candidate in candidates])
+    v2_ok = False
+    given_v2 = body.get("signature_v2")
+    if given_v2 is not None:
+        try:
+            expected_v2 = signature_v2(body.get("merchant_id"), body.get("amount"), shop_id, secret)
+        except ValueError:
+            expected_v2 = None
+        v2_ok = expected_v2 is not None and _same_hex(given_v2, expected_v2)
+    if hmac_ok:
+        return "signature"
+    return "signature_v2" if v2_ok else None

@@ -8,6 +8,10 @@ Where the docs are silent the emulator picks something plausible: unknown guids 
 404 ``{"success": 0, "error": ...}`` (``unknown_order_http_status = 200`` gives
 ``success: 0`` with HTTP 200 instead), amounts outside the method limits answer 400, and
 a create refused for lack of requisites leaves no order behind.
+
+Callbacks carry the doc example's JSON types: ``payment_id``, ``merchant_id`` and
+``user_id`` as strings, ``status`` and the amounts as numbers (``callback_ids_as_numbers``
+sends the other doc copy's numeric ids).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,14 +38,20 @@ from spnbot.sandbox.lifecycle import StartStop
 NOTES: dict[str, dict[str, Any]] = {
     "card": {"pan": "2200 7001 2345 6789", "bank": "Т-Банк", "fio": "Иван И.", "currency": "RUB"},
     "sbp": {"pan": "+7 900 123-45-67", "bank": "Сбербанк", "fio": "Пётр П.", "currency": "RUB"},
-    "qr": {"qr": "https://qr.nspk.sandbox.invalid/AS1000", "qr_img": "data:image/png;base64,"},
+    "qr": {
+        "qr": "https://qr.nspk.sandbox.invalid/AS1000",
+        "qr_img": "https://qr.nspk.sandbox.invalid/AS1000.png",
+    },
 }
+# The documented limits (one setup guide): card/SBP from 100 ₽ (its upper bound is the
+# methods call's example), qr 100–500 000, crypto 1–500 000.
 LIMITS: dict[str, tuple[int, int]] = {
     "card": (100, 500_000),
     "sbp": (100, 500_000),
-    "qr": (100, 300_000),
-    "crypto": (500, 1_000_000),
+    "qr": (100, 500_000),
+    "crypto": (1, 500_000),
 }
+CRYPTO_CURRENCIES = ("USDT",)  # the only one the sources show
 CRYPTO_RUB_RATE = 90  # rubles per unit of the crypto currency, whole for simple arithmetic
 FEE_PERCENT = 5
 
@@ -59,6 +70,7 @@ class EmulatedOrder:
     merchant_order_id: str
     user_id: int
     amount: int
+    amount_to_pay: int
     method: str | None
     status: int
     note: dict[str, Any]
@@ -74,7 +86,7 @@ class EmulatedOrder:
             "user_id": self.user_id,
             "status": self.status,
             "amount": self.amount,
-            "amount_to_pay": self.amount,
+            "amount_to_pay": self.amount_to_pay,
             "amount_to_shop": self.amount * (100 - FEE_PERCENT) // 100,
             "method_group": self.method,
             "expired": self.expired,
@@ -100,7 +112,12 @@ class OnePlatEmulator(StartStop):
         self.host = host
         self.port = port
         self.orders: dict[str, EmulatedOrder] = {}  # by guid
-        self.no_requisites = False  # create answers 500 "Не удалось получить реквизиты"
+        self.no_requisites = False  # create answers no_requisites_status/no_requisites_error
+        self.no_requisites_status = 500
+        self.no_requisites_error = "Не удалось получить реквизиты"  # or "No suitable cards found"
+        self.amount_to_pay_extra = 0  # rubles 1Plat adds to what the payer must transfer
+        self.callback_ids_as_numbers = False
+        self.info_failure: int | None = None  # order info answers this HTTP status (e.g. 502)
         self.unknown_order_http_status = 404
         self.delay = 0.0  # seconds every API answer waits: for client timeout tests
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
@@ -182,8 +199,14 @@ class OnePlatEmulator(StartStop):
             low, high = LIMITS[method]
             if not low <= amount <= high:
                 return _error(400, f"Сумма должна быть от {low} до {high}")
+        currency = body.get("currency")
+        if method == "crypto" and currency not in CRYPTO_CURRENCIES:
+            return _error(400, f"currency обязателен для crypto: {', '.join(CRYPTO_CURRENCIES)}")
+        email = body.get("email")
+        if email is not None and not (isinstance(email, str) and _EMAIL.fullmatch(email)):
+            return _error(400, "Некорректный email")
         if self.no_requisites and method is not None:
-            return _error(500, "Не удалось получить реквизиты")
+            return _error(self.no_requisites_status, self.no_requisites_error)
         guid = secrets.token_hex(16)
         order = EmulatedOrder(
             id=next(self._ids),
@@ -191,16 +214,18 @@ class OnePlatEmulator(StartStop):
             merchant_order_id=merchant_order_id,
             user_id=user_id,
             amount=amount,
+            amount_to_pay=amount + self.amount_to_pay_extra,
             method=method,
             status=-1 if method is None else 0,  # without a method the order is a draft
-            note=_note(method, amount, body.get("currency")),
+            note=_note(method, amount, currency),
             expired=(datetime.now(UTC) + timedelta(minutes=30)).isoformat(),
-            email=body.get("email"),
+            email=email,
         )
         self.orders[guid] = order
         payment = order.as_payment()
         payment_view = {
-            k: payment[k] for k in ("id", "status", "amount", "method_group", "expired", "note")
+            k: payment[k]
+            for k in ("id", "status", "amount", "amount_to_pay", "method_group", "expired", "note")
         }
         return web.json_response(
             {
@@ -212,6 +237,8 @@ class OnePlatEmulator(StartStop):
         )
 
     async def _info(self, request: web.Request) -> web.Response:
+        if self.info_failure is not None:
+            return _error(self.info_failure, "Сервис временно недоступен")
         order = self.orders.get(request.match_info["guid"])
         if order is None:
             return web.json_response(
@@ -264,24 +291,27 @@ class OnePlatEmulator(StartStop):
         amount: object = None,
         *,
         extra: Mapping[str, Any] | None = None,
+        omit: tuple[str, ...] = (),
         signatures: tuple[str, ...] = ("signature", "signature_v2"),
         shop_id: str | None = None,
         secret: str | None = None,
     ) -> dict[str, Any]:
         """The callback body 1Plat would send, signed per the docs.
 
-        ``extra`` adds or replaces payload fields before signing; ``signatures`` picks which
-        signature fields to include; ``shop_id``/``secret`` sign as another shop.
+        ``extra`` adds or replaces payload fields and ``omit`` drops some, both before
+        signing; ``signatures`` picks which signature fields to include; ``shop_id`` and
+        ``secret`` sign as another shop.
         """
         order = self.find(guid_or_order_id)
         shop_id = self.shop_id if shop_id is None else shop_id
         secret = self.secret if secret is None else secret
         payment = order.as_payment()
+        ids_as_numbers = self.callback_ids_as_numbers
         payload: dict[str, Any] = {
-            "payment_id": order.id,
+            "payment_id": order.id if ids_as_numbers else str(order.id),
             "guid": order.guid,
             "merchant_id": order.merchant_order_id,
-            "user_id": order.user_id,
+            "user_id": order.user_id if ids_as_numbers else str(order.user_id),
             "status": status,
             "amount": order.amount if amount is None else amount,
             "amount_to_pay": payment["amount_to_pay"],
@@ -289,7 +319,14 @@ class OnePlatEmulator(StartStop):
             "expired": order.expired,
         }
         payload.update(extra or {})
-        # signature = HMAC-SHA256(key=shop_secret, msg=JSON.stringify(payload)), hex
+        for name in omit:
+            payload.pop(name, None)
+        # signature = HMAC-SHA256(key=shop_secret, msg=JSON.stringify(payload)), hex. The
+        # reading chosen: ``payload`` is the object sent minus the two signature fields (a
+        # signature cannot sign itself), keys in the order they are sent, written the way
+        # JSON.stringify writes it: compact, non-ASCII unescaped. That is the doc's formula
+        # taken literally; sorting the keys would be a step the doc does not name. The
+        # client also accepts sorted keys, since some integrations read it that way.
         stringified = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         signed = {
             "signature": hmac.new(
@@ -318,6 +355,9 @@ class OnePlatEmulator(StartStop):
             self.callback_url, data=data, headers={"Content-Type": content_type}
         ) as response:
             return CallbackResult(response.status, await response.text())
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _int_or_none(value: object) -> int | None:

@@ -206,7 +206,7 @@ def test_signatures_follow_the_documented_formulas() -> None:
     target = Target(7, "spn-abc", "guid-1", 100, 42, "pending")
     body = build_callback(target, 1, "4242", "s3cret")
     payload = {k: v for k, v in body.items() if k not in ("signature", "signature_v2")}
-    # Written out here from docs/PROVIDERS.md ("1Plat"), independently of oneplat_signature.
+    # Written out here from docs/PROVIDERS.md, independently of oneplat_signature.
     md5 = hashlib.md5(b"spn-abc" + b"100" + b"4242" + b"s3cret", usedforsecurity=False)
     assert body["signature_v2"] == md5.hexdigest()
     stringified = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -214,12 +214,21 @@ def test_signatures_follow_the_documented_formulas() -> None:
     for dropped in ("signature", "signature_v2"):  # each signature verifies on its own
         alone = {k: v for k, v in body.items() if k != dropped}
         raw = json.dumps(alone).encode()
-        report = parse_callback(raw, shop_id="4242", secret="s3cret")
+        callback = parse_callback(raw, shop_id="4242", secret="s3cret")
+        report = callback.claim
         assert (report.external_id, report.order_id, report.status) == (
             "guid-1",
             "spn-abc",
             ProviderStatus.PAID,
         )
+        assert callback.verified_by == ("signature_v2" if dropped == "signature" else "signature")
+    # The doc example's types: ids as strings, status and amounts as numbers.
+    assert (body["payment_id"], body["user_id"], body["status"], body["amount"]) == (
+        "7",
+        "42",
+        1,
+        100,
+    )
 
 
 @pytest.mark.parametrize(

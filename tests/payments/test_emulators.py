@@ -65,7 +65,15 @@ async def test_oneplat_create_shapes(
     status, created = await oneplat_post(session, oneplat_emulator, order())
     assert status == 200
     assert set(created) == {"success", "guid", "payment", "url"}
-    assert set(created["payment"]) == {"id", "status", "amount", "method_group", "expired", "note"}
+    assert set(created["payment"]) == {
+        "id",
+        "status",
+        "amount",
+        "amount_to_pay",
+        "method_group",
+        "expired",
+        "note",
+    }
     assert set(created["payment"]["note"]) == {"pan", "bank", "fio", "currency"}
     assert (await oneplat_post(session, oneplat_emulator, order()))[0] == 400  # duplicate id
 
@@ -78,7 +86,9 @@ async def test_oneplat_create_shapes(
     )
     assert set(qr["payment"]["note"]) == {"qr", "qr_img"}
     _, crypto = await oneplat_post(
-        session, oneplat_emulator, order(merchant_order_id="o-4", method="crypto", amount=900)
+        session,
+        oneplat_emulator,
+        order(merchant_order_id="o-4", method="crypto", amount=900, currency="USDT"),
     )
     assert crypto["payment"]["note"]["amount_in_currency"] == "10.00"
     assert {"address", "amount_rub", "course"} <= set(crypto["payment"]["note"])

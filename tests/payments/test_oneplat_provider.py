@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import aiohttp
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
+from spnbot.config import Settings
 from spnbot.domain.money import Money
+from spnbot.integrations import make_oneplat
+from spnbot.payments import oneplat as oneplat_module
 from spnbot.payments.base import InvoiceRequest, ProviderError, ProviderStatus
 from spnbot.payments.oneplat import OnePlatProvider
 from spnbot.sandbox.oneplat import OnePlatEmulator
+from tests.payments.conftest import SECRET, SHOP_ID
 
 
 def request(
@@ -171,6 +178,9 @@ async def test_ping_returns_the_shop(oneplat: OnePlatProvider) -> None:
         (500, '{"error": "Слишком много запросов, подождите минуту"}', True),
         (429, '{"error": "slow down"}', True),
         (502, "<html>Bad Gateway</html>", True),
+        (500, '{"error": "No suitable cards found"}', False),
+        (503, '{"message": "no suitable cards found for this amount"}', False),
+        (500, '{"error": "Не удалось получить реквизиты"}', False),
         (200, "<html>maintenance</html>", False),
         (200, '{"success": 0, "error": "Магазин не активен"}', False),
         (422, '{"message": "amount"}', False),
@@ -195,3 +205,152 @@ async def test_error_classification(
         assert caught.value.retryable is retryable
     finally:
         await runner.cleanup()
+
+
+# -- what the create answer carries (issue 11) ---------------------------------------------
+
+
+async def test_amount_to_pay_and_deadline_come_from_the_create_answer(
+    oneplat: OnePlatProvider, oneplat_emulator: OnePlatEmulator
+) -> None:
+    invoice = await oneplat.create_invoice(request())
+    assert invoice.amount_to_pay == Money.rub(500)
+    order = oneplat_emulator.orders[invoice.external_id]
+    assert invoice.deadline == datetime.fromisoformat(order.expired)
+    assert invoice.deadline is not None and invoice.deadline.utcoffset() == timedelta(0)
+
+
+async def test_amount_to_pay_that_differs_is_kept(
+    oneplat: OnePlatProvider, oneplat_emulator: OnePlatEmulator
+) -> None:
+    oneplat_emulator.amount_to_pay_extra = 7
+    invoice = await oneplat.create_invoice(request())
+    assert invoice.amount_to_pay == Money.rub(507)
+
+
+async def test_no_suitable_cards_is_a_final_provider_error(
+    oneplat: OnePlatProvider, oneplat_emulator: OnePlatEmulator
+) -> None:
+    oneplat_emulator.no_requisites = True
+    oneplat_emulator.no_requisites_status = 502
+    oneplat_emulator.no_requisites_error = "No suitable cards found"
+    with pytest.raises(ProviderError, match="No suitable cards found") as caught:
+        await oneplat.create_invoice(request())
+    assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("template", "sent"),
+    [
+        ("pay@example.com", "pay@example.com"),
+        ("pay+{user_id}@example.com", "pay+777@example.com"),
+        ("{order_id}.{user_id}@example.com", "ord-1.777@example.com"),
+        (None, None),
+    ],
+)
+async def test_email_is_sent_when_configured(
+    session: aiohttp.ClientSession,
+    oneplat_emulator: OnePlatEmulator,
+    template: str | None,
+    sent: str | None,
+) -> None:
+    provider = OnePlatProvider(
+        session, base_url=oneplat_emulator.url, shop_id=SHOP_ID, secret=SECRET, email=template
+    )
+    invoice = await provider.create_invoice(request())
+    assert oneplat_emulator.orders[invoice.external_id].email == sent
+
+
+def all_methods(session: aiohttp.ClientSession, emulator: OnePlatEmulator) -> OnePlatProvider:
+    return OnePlatProvider(
+        session,
+        base_url=emulator.url,
+        shop_id=SHOP_ID,
+        secret=SECRET,
+        methods=("card", "sbp", "qr", "crypto"),
+    )
+
+
+async def test_qr_details(
+    session: aiohttp.ClientSession, oneplat_emulator: OnePlatEmulator
+) -> None:
+    invoice = await all_methods(session, oneplat_emulator).create_invoice(request(method="qr"))
+    assert set(invoice.details) == {"qr", "qr_img"}
+    assert invoice.details["qr"].startswith("https://")
+
+
+async def test_crypto_sends_usdt_and_shows_the_address_and_rate(
+    session: aiohttp.ClientSession, oneplat_emulator: OnePlatEmulator
+) -> None:
+    provider = all_methods(session, oneplat_emulator)
+    invoice = await provider.create_invoice(request(method="crypto", rubles=900))
+    assert invoice.details == {
+        "address": "TSandboxAddress000000000000000000",
+        "amount_in_currency": "10.00",
+        "course": "90",
+    }
+    assert oneplat_emulator.orders[invoice.external_id].note["currency"] == "USDT"
+
+
+async def test_only_the_configured_methods_are_offered(
+    session: aiohttp.ClientSession, oneplat_emulator: OnePlatEmulator
+) -> None:
+    provider = OnePlatProvider(
+        session, base_url=oneplat_emulator.url, shop_id=SHOP_ID, secret=SECRET, methods=("qr",)
+    )
+    assert provider.methods == ("qr",)
+    with pytest.raises(ProviderError, match="not offered") as caught:
+        await provider.create_invoice(request(method="card"))
+    assert caught.value.retryable is False
+    assert oneplat_emulator.requests == []
+    with pytest.raises(ValueError, match="methods"):
+        OnePlatProvider(session, base_url="http://x", shop_id="s", secret="k", methods=("paypal",))
+
+
+@pytest.mark.parametrize(
+    ("note", "expected"),
+    [
+        ({"pan": "2200", "bank": 7, "fio": ""}, {"pan": "2200", "bank": "7"}),
+        ({"pan": None, "bank": True, "fio": ["x"]}, {}),
+        ({"pan": "x" * 5000, "bank": "Т-Банк"}, {"bank": "Т-Банк"}),
+        ("not a dict", {}),
+    ],
+)
+def test_details_keep_only_short_plain_values(note: object, expected: dict[str, str]) -> None:
+    assert oneplat_module._details("card", note) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-12-01T10:00:00+00:00", datetime(2026, 12, 1, 10, tzinfo=UTC)),
+        ("2026-12-01T13:00:00+03:00", datetime(2026, 12, 1, 10, tzinfo=UTC)),
+        ("2026-12-01T10:00:00Z", datetime(2026, 12, 1, 10, tzinfo=UTC)),
+        ("2026-12-01 10:00:00", None),  # no zone: not guessed
+        ("tomorrow", None),
+        (1764583200, None),
+        ("2026-12-01T10:00:00+00:00" + " " * 100, None),
+        (None, None),
+    ],
+)
+def test_deadline(value: object, expected: datetime | None) -> None:
+    assert oneplat_module._deadline(value) == expected
+
+
+async def test_build_provider_follows_the_settings(session: aiohttp.ClientSession) -> None:
+    assert oneplat_module.build_provider(Settings(_env_file=None), session) is None  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        oneplat_shop_id="42",
+        oneplat_shop_secret=SecretStr("k"),
+        oneplat_methods="sbp, crypto",
+        oneplat_email="pay+{user_id}@example.com",
+        oneplat_callback_ips="159.89.25.81",
+    )
+    provider = oneplat_module.build_provider(settings, session)
+    assert provider is not None
+    assert provider.methods == ("sbp", "crypto")
+    assert provider._email == "pay+{user_id}@example.com"
+    assert [str(n) for n in provider._callback_ips] == ["159.89.25.81/32"]
+    assert make_oneplat(settings, session) is not None
+    assert make_oneplat(settings, session).methods == ("sbp", "crypto")  # type: ignore[union-attr]

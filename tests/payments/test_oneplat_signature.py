@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -114,6 +115,32 @@ def test_a_changed_amount_breaks_both_signatures() -> None:
         "signature_v2": md5_hex("ord-1100shop-17s3cret"),
         **payload,
     }
-    assert sig.matching_signature(body, SHOP, SECRET) == "signature_v2"
+    assert sig.matching_signature(body, SHOP, SECRET) == "signature"
     body["amount"] = 10
     assert sig.matching_signature(body, SHOP, SECRET) is None
+
+
+def test_the_hmac_wins_over_v2_when_both_verify() -> None:
+    # Only the HMAC covers status and guid, so the caller must hear that it verified.
+    payload = signed_body()
+    body = {
+        "signature_v2": md5_hex("ord-1100shop-17s3cret"),
+        "signature": hmac_hex(SECRET, json.dumps(payload, separators=(",", ":"))),
+        **payload,
+    }
+    assert sig.matching_signature(body, SHOP, SECRET) == "signature"
+    body["status"] = 2  # the HMAC breaks, signature_v2 does not cover the status
+    assert sig.matching_signature(body, SHOP, SECRET) == "signature_v2"
+
+
+@pytest.mark.parametrize("amount", [Decimal("100"), Decimal("100.0"), Decimal("1E+2")])
+def test_bounded_decimals_render_as_javascript_numbers(amount: Decimal) -> None:
+    # safe_json reads fractions as Decimal; JavaScript held them as one double.
+    assert sig.signature_v2("ord-1", amount, SHOP, SECRET) == md5_hex("ord-1100shop-17s3cret")
+    assert sig.stringify({"a": amount, "b": Decimal("1.5")}) == '{"a":100,"b":1.5}'
+
+
+@pytest.mark.parametrize("amount", [Decimal("100.5"), Decimal("NaN"), Decimal("Infinity")])
+def test_decimals_that_are_not_whole_are_not_rendered_for_v2(amount: Decimal) -> None:
+    with pytest.raises(ValueError):
+        sig.signature_v2("ord-1", amount, SHOP, SECRET)
