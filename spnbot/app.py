@@ -111,7 +111,10 @@ class Application:
         self.db.job_listeners.append(self.runner.wake)
         # Confirmations run their follow-up jobs at once in this process (see apply()).
         self.confirmer = PaymentConfirmer(
-            self.store, referral_bonus_days=s.referral_bonus_days, adopt=self.runner.adopt
+            self.store,
+            referral_bonus_days=s.referral_bonus_days,
+            adopt=self.runner.adopt,
+            lease=self.runner.lease,
         )
         self.purchases = PurchaseService(self.store, self.providers, self.confirmer)
         self.reconciler = Reconciler(

@@ -234,7 +234,9 @@ async def _claimed_broadcast(stack: Stack, text: str) -> ClaimedJob:
         session.add(row)
         await session.flush()
         await queue.enqueue(session, BROADCAST, {"broadcast_id": row.id})
-        [job] = await queue.claim(session, limit=1, lease=timedelta(minutes=5), kinds=[BROADCAST])
+        [job] = await queue.claim(
+            session, limit=1, lease=queue.Lease("test", timedelta(minutes=5)), kinds=[BROADCAST]
+        )
     return job
 
 
