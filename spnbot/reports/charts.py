@@ -58,7 +58,7 @@ def _bars(ax: Axes, x: Sequence[int], panel: Bars) -> None:
         heights = [float(v) for v in values]
         ax.bar(x, heights, width=0.8, bottom=bottom, label=name, color=colour(name, position))
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    if len(panel.series) > 1 or panel.money:
+    if panel.series and (len(panel.series) > 1 or panel.money):
         ax.legend(loc="upper left", frameon=False, ncols=min(4, len(panel.series)))
     if panel.money:
         ax.yaxis.set_major_formatter(FuncFormatter(_amount))
