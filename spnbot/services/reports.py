@@ -1,4 +1,4 @@
-"""The operator's reports: the /stats chart and the CSV exports.
+"""The operator's reports: the /stats chart and the CSV exports (bot and command line).
 
 The chart is a list of panels built from one `DailySeries`. To chart a new measure (issue 14's
 trials and trial→paid conversion): add its query to store/stats.py, its values to
@@ -10,17 +10,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from typing import BinaryIO
 
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.money import EXPONENTS
+from spnbot.reports.csv_export import (
+    CUSTOMER_COLUMNS,
+    PAYMENT_COLUMNS,
+    CsvSink,
+    amount_text,
+    safe_text,
+    utc_text,
+)
 from spnbot.reports.daily import DailySeries, active_counts, revenue_table
 from spnbot.reports.spec import Bars, ChartSpec, Line, Panel
+from spnbot.store import exports as exports_store
 from spnbot.store import stats as stats_store
 from spnbot.store.db import Database
 
 MAX_DAYS = 365
+EXPORT_PAGE = 1000
 OPERATOR_UTC_OFFSET = 3  # Moscow, like every other "today" the operator sees
 
 
@@ -123,3 +134,83 @@ class ReportService:
         panels = [p for build in PANELS if (p := build(series, labels)) is not None]
         spec = ChartSpec(labels.title, series.days, panels)
         return await asyncio.to_thread(render_png, spec)
+
+    async def export_payments(self, out: BinaryIO, first: date | None, last: date | None) -> int:
+        """Payments created on UTC days first..last (either end open) as CSV; returns the rows."""
+        if first is not None and last is not None and first > last:
+            raise ValueError(f"the range ends ({last}) before it starts ({first})")
+        since = datetime.combine(first, time(0), UTC) if first else None
+        until = datetime.combine(last + timedelta(days=1), time(0), UTC) if last else None
+        sink = CsvSink(out, PAYMENT_COLUMNS)
+        after = 0
+        async with self._db.transaction() as session:  # one snapshot for the whole file
+            while page := await exports_store.payments_page(
+                session, since=since, until=until, after_id=after, limit=EXPORT_PAGE
+            ):
+                sink.write(
+                    (
+                        str(r.id),
+                        r.public_id,
+                        safe_text(r.external_id),
+                        str(r.user_id),
+                        safe_text(r.username),
+                        safe_text(r.tariff_code),
+                        str(r.days),
+                        amount_text(int(r.amount_minor), r.currency),
+                        r.currency,
+                        r.provider,
+                        safe_text(r.method),
+                        r.status,
+                        utc_text(r.created_at),
+                        utc_text(r.paid_at),
+                        safe_text(r.paid_via),
+                    )
+                    for r in page
+                )
+                after = page[-1].id
+        sink.close()
+        return sink.rows
+
+    async def export_customers(self, out: BinaryIO, now: datetime | None = None) -> int:
+        """Every customer with their subscription and what they paid, as CSV; returns the rows."""
+        now = now or self._clock()
+        sink = CsvSink(out, CUSTOMER_COLUMNS)
+        after = -(2**63)
+        async with self._db.transaction() as session:
+            while page := await exports_store.customers_page(
+                session, after_id=after, limit=EXPORT_PAGE
+            ):
+                sink.write(
+                    (
+                        str(tg_id),
+                        safe_text(username),
+                        safe_text(first_name),
+                        safe_text(language),
+                        utc_text(created),
+                        utc_text(terms),
+                        utc_text(expires),
+                        "yes" if expires is not None and expires > now else "no",
+                        "" if referrer is None else str(referrer),
+                        utc_text(blocked),
+                        str(int(count)),
+                        amount_text(int(rub), "RUB"),
+                        amount_text(int(xtr), "XTR"),
+                    )
+                    for (
+                        tg_id,
+                        username,
+                        first_name,
+                        language,
+                        created,
+                        terms,
+                        expires,
+                        referrer,
+                        blocked,
+                        count,
+                        rub,
+                        xtr,
+                    ) in page
+                )
+                after = page[-1][0]
+        sink.close()
+        return sink.rows

@@ -6,6 +6,7 @@ to the fallback menu, so nobody learns they exist.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -36,6 +37,7 @@ MAX_DAYS = 3650  # a typo such as 30000 days is refused, not granted
 MAX_LIMIT = 1_000_000
 MAX_TG_ID = 2**63 - 1  # BIGINT
 DEFAULT_STATS_DAYS = 30
+TELEGRAM_DOCUMENT_LIMIT = 50 * 1024 * 1024  # what a bot may upload
 
 
 async def is_admin(message: Message, ctx: BotContext) -> bool:
@@ -186,6 +188,31 @@ def _paid_lines(ctx: BotContext, lang: str, totals: tuple[ProviderTotal, ...]) -
     )
 
 
+async def export(message: Message, command: CommandObject, ctx: BotContext, lang: str) -> None:
+    parts = (command.args or "").split()
+    what, dates = (parts[0] if parts else ""), [_date(p) for p in parts[1:]]
+    out = io.BytesIO()
+    today = utcnow().date().isoformat()
+    if what == "payments" and len(dates) <= 2 and None not in dates:
+        first, last = [*dates, None, None][:2]
+        if first is not None and last is not None and first > last:
+            await message.answer(ctx.texts(lang, "admin_export_bad_range"))
+            return
+        rows = await ctx.admin.reports.export_payments(out, first, last)
+        name = f"payments_{first or 'start'}_{last or today}.csv"
+    elif what == "customers" and not dates:
+        rows = await ctx.admin.reports.export_customers(out)
+        name = f"customers_{today}.csv"
+    else:
+        await message.answer(ctx.texts(lang, "admin_usage_export"))
+        return
+    if out.tell() > TELEGRAM_DOCUMENT_LIMIT:
+        await message.answer(ctx.texts(lang, "admin_export_too_big", what=what))
+        return
+    caption = ctx.texts(lang, f"admin_export_{what}", rows=rows)
+    await message.answer_document(BufferedInputFile(out.getvalue(), name), caption=caption)
+
+
 async def user(message: Message, command: CommandObject, ctx: BotContext, lang: str) -> None:
     parts = (command.args or "").split()
     tg_id = _number(parts[0], MAX_TG_ID) if len(parts) == 1 else None
@@ -268,6 +295,7 @@ def build() -> Router:
     router.message.register(new_code, Command("new_code"))
     router.message.register(give_sub, Command("give_sub"))
     router.message.register(stats, Command("stats"))
+    router.message.register(export, Command("export"))
     router.message.register(user, Command("user"))
     router.message.register(broadcast, Command("broadcast"))
     return router
