@@ -1,4 +1,4 @@
-"""``spnbot run | migrate | demo | sandbox``: one entry point; bad config exits 2 with one line."""
+"""``spnbot run | migrate | demo | sandbox | export ...``: one entry point; bad config exits 2."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import gc
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from spnbot.config import ConfigError, Settings, load_settings
 from spnbot.logs import setup_logging
+from spnbot.ops.export import utc_day
 
 
 def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
@@ -66,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     callback.add_argument(
         "--url", help="where to POST (default http://WEB_HOST:WEB_PORT/1plat-webhook)"
     )
+    export = _command(
+        sub, "export", "write payments or customers as CSV (UTF-8 with BOM, amounts exact, UTC)"
+    )
+    export.add_argument("what", choices=("payments", "customers"))
+    export.add_argument(
+        "--from", dest="first", type=utc_day, help="payments created on or after this UTC day"
+    )
+    export.add_argument("--to", dest="last", type=utc_day, help="... and on or before this one")
+    export.add_argument("--out", type=Path, help="the file to write (default: standard output)")
     return parser
 
 
@@ -91,7 +102,9 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await serve_sandbox(token=args.token)
     settings = load_settings()
     # The ops tools print their own report; INFO logs (alembic's, ...) would only interleave.
-    quiet = args.command in ("doctor", "send-test-callback") and settings.log_level == "INFO"
+    quiet = (
+        args.command in ("doctor", "send-test-callback", "export") and settings.log_level == "INFO"
+    )
     setup_logging(
         "WARNING" if quiet else settings.log_level,
         settings.log_format,
@@ -108,6 +121,17 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
         return await send_test_callback(
             settings, url=args.url, payment=args.payment, status=args.status, out=print
+        )
+    if args.command == "export":
+        from spnbot.ops.export import run_export
+
+        return await run_export(
+            settings,
+            what=args.what,
+            first=args.first,
+            last=args.last,
+            out=args.out,
+            say=lambda line: print(line, file=sys.stderr),
         )
     return await _run(settings, apply_migrations=not args.no_migrate)
 
