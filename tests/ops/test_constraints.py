@@ -48,7 +48,7 @@ def test_every_dependency_is_pinned_inside_its_range() -> None:
 
 def test_installs_use_the_constraints() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert "$(PIP) -c $(LOCK) -e \".[dev]\"" in makefile
+    assert '$(PIP) -c $(LOCK) -e ".[dev]"' in makefile
     assert "PIP    := -m pip install" in makefile
     assert "LOCK   := constraints.txt" in makefile
     assert "make test" in (ROOT / ".ci" / "run").read_text()  # CI installs through make
