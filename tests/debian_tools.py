@@ -22,7 +22,7 @@ def which(tool: str) -> str | None:
 def _apt(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     return subprocess.run(  # noqa: S603 - apt-get with fixed arguments from this module
-        ["apt-get", *args],
+        [which("apt-get") or "apt-get", *args],
         capture_output=True,
         text=True,
         timeout=APT_TIMEOUT,

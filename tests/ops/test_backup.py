@@ -139,7 +139,9 @@ async def test_backup_wipe_restore_same_rows_then_the_app_serves(
             await stack.app.stop()
 
 
-async def test_restore_over_live_data_migrates_an_older_backup(database_url: str, tmp_path: Path) -> None:
+async def test_restore_over_live_data_migrates_an_older_backup(
+    database_url: str, tmp_path: Path
+) -> None:
     if not database_url.startswith("sqlite"):
         _need_pg_tools()
     db = Database(database_url_to_sqlalchemy(database_url))
