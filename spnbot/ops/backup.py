@@ -49,8 +49,21 @@ CLIENT_HINT = (
 TOOL_TIMEOUT = 3600.0  # seconds; a dump of a large shop over a slow link
 
 
+POOLER_HINT = (
+    "DATABASE_URL goes through a transaction pooler, and pg_dump/pg_restore set session"
+    " settings (search_path) that the pooler would hand on to the bot's connections: run"
+    " the command with DATABASE_URL set to the direct or session connection (Supabase: the"
+    " same URL on port 5432)"
+)
+
+
 class BackupError(Exception):
     """A backup or restore that cannot be done; the message says why and what to do."""
+
+
+def _refuse_pooler(db: Database) -> None:
+    if db.pooled:
+        raise BackupError(POOLER_HINT)
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,7 @@ async def row_counts(db: Database) -> dict[str, int]:
 
 async def create_backup(db: Database, out_dir: Path, *, now: datetime | None = None) -> Path:
     """Write a backup of ``db`` into ``out_dir``; returns its path. Safe while the bot runs."""
+    _refuse_pooler(db)
     moment = now or utcnow()
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     target = out_dir / backup_name(moment)
@@ -160,6 +174,7 @@ async def restore_backup(db: Database, archive: Path) -> tuple[Manifest, str | N
 
     The bot must be stopped (an SQLite database in use by a running bot is refused).
     """
+    _refuse_pooler(db)
     manifest = read_manifest(archive)
     check_restorable(manifest, db.dialect)
     with tempfile.TemporaryDirectory(prefix="spn-restore-") as tmp:

@@ -24,6 +24,7 @@ import pytest
 
 from spnbot.config import database_url_to_sqlalchemy
 from spnbot.jobs import queue
+from spnbot.ops import backup
 from spnbot.sandbox import throwaway_db
 from spnbot.sandbox.stack import Sandbox
 from spnbot.services.notices import Notice
@@ -145,6 +146,10 @@ async def test_migrations_journey_storm_and_wakeups_through_pgbouncer(
         before, after = await migrate.upgrade(db)
         assert before is None and after == migrate.head()
         assert await migrate.upgrade(db) == (after, after)
+        # pg_dump/pg_restore would leave session settings on the pooler's shared connections.
+        for attempt in (backup.create_backup(db, tmp_path), backup.restore_backup(db, tmp_path)):
+            with pytest.raises(backup.BackupError, match="transaction pooler"):
+                await attempt
     finally:
         await db.dispose()
 
