@@ -23,10 +23,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from spnbot.domain.expiry import utcnow
 from spnbot.store import migrate
@@ -96,16 +99,42 @@ def backup_name(moment: datetime) -> str:
     return f"{PREFIX}{moment.strftime('%Y%m%dT%H%M%S%fZ')}{SUFFIX}"
 
 
-async def row_counts(db: Database) -> dict[str, int]:
-    """Rows per SPN table that exists (an older schema lacks the newer tables)."""
+async def _facts(conn: AsyncConnection) -> tuple[str | None, dict[str, int]]:
+    """Schema revision and rows per SPN table that exists (an older schema lacks newer ones)."""
+
+    def read(sync: Any) -> tuple[str | None, set[str]]:
+        revision = MigrationContext.configure(sync).get_current_revision()
+        return revision, set(inspect(sync).get_table_names())
+
+    revision, present = await conn.run_sync(read)
     counts = {}
+    for table in Base.metadata.sorted_tables:
+        if table.name in present:
+            stmt = select(func.count()).select_from(table)
+            counts[table.name] = int((await conn.execute(stmt)).scalar_one())
+    return revision, counts
+
+
+async def _pg_dump(db: Database, member: Path) -> tuple[str | None, dict[str, int]]:
+    """pg_dump of the very snapshot the manifest's revision and row counts were read from."""
     async with db.engine.connect() as conn:
-        present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
-        for table in Base.metadata.sorted_tables:
-            if table.name in present:
-                stmt = select(func.count()).select_from(table)
-                counts[table.name] = int((await conn.execute(stmt)).scalar_one())
-    return counts
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            snapshot = (await conn.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
+            facts = await _facts(conn)
+            # The exported snapshot lives as long as this transaction: pg_dump runs inside it.
+            await _run_tool(
+                "pg_dump",
+                [
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--snapshot={snapshot}",
+                    f"--file={member}",
+                ],
+                db.url,
+            )
+    return facts
 
 
 async def create_backup(db: Database, out_dir: Path, *, now: datetime | None = None) -> Path:
@@ -122,13 +151,7 @@ async def create_backup(db: Database, out_dir: Path, *, now: datetime | None = N
             revision, rows = await asyncio.to_thread(_sqlite_facts, member)
         else:
             member = work / PG_MEMBER
-            revision = await migrate.current_revision(db)
-            rows = await row_counts(db)
-            await _run_tool(
-                "pg_dump",
-                ["--format=custom", "--no-owner", "--no-privileges", f"--file={member}"],
-                db.url,
-            )
+            revision, rows = await _pg_dump(db, member)
         manifest = Manifest(FORMAT, db.dialect, revision, moment.isoformat(), rows)
         await asyncio.to_thread(_write_archive, target, manifest, member)
     log.info("backup written: %s (revision %s)", target, revision)

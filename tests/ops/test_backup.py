@@ -28,6 +28,7 @@ from spnbot.store import migrate
 from spnbot.store.db import Database
 from spnbot.store.instance_lock import InstanceLock
 from spnbot.store.models import Base, User
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.debian_tools import missing_tools
 from tests.e2e.conftest import Stack
 
@@ -269,3 +270,49 @@ async def test_scheduled_backups_keep_the_newest_and_call_the_hook(tmp_path: Pat
         assert sent == made
     finally:
         await db.dispose()
+
+
+async def test_backup_while_writes_go_on_is_one_consistent_state(
+    database_url: str, tmp_path: Path
+) -> None:
+    """SQLite's online backup API, or pg_dump on the manifest's own exported snapshot, copies
+    one committed state while another writer keeps committing."""
+    pg = not database_url.startswith("sqlite")
+    if pg:
+        _need_pg_tools()
+    db = Database(database_url_to_sqlalchemy(database_url))
+    stop = asyncio.Event()
+
+    async def writer() -> int:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            async with db.transaction() as session:
+                session.add(User(tg_id=n, language="ru", created_at=datetime.now(UTC)))
+            await asyncio.sleep(0)
+        return n
+
+    if pg:
+        other_name, other_url = await create_pg_database()
+    else:
+        other_name, other_url = "", f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    restored = Database(database_url_to_sqlalchemy(other_url))
+    try:
+        await migrate.upgrade(db)
+        task = asyncio.create_task(writer())
+        await asyncio.sleep(0.3)
+        path = await backup.create_backup(db, tmp_path / "b")
+        await asyncio.sleep(0.1)
+        stop.set()
+        written = await task
+        copied = backup.read_manifest(path).rows["users"]
+        assert 0 < copied < written
+        await backup.restore_backup(restored, path)
+        ids = [r[0] for r in (await snapshot(restored))["users"]]
+        assert ids == list(range(1, copied + 1))  # the manifest's state: no torn or extra commit
+    finally:
+        stop.set()
+        await db.dispose()
+        await restored.dispose()
+        if other_name:
+            await drop_pg_database(other_name)
