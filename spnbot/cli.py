@@ -43,6 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--token", default=None, help="bot token the Telegram emulator accepts")
     _command(sub, "doctor", "check configuration, database, Bot API, panel and payment providers")
+    backup = _command(
+        sub, "backup", "write a backup of the database (safe while the bot runs) and exit"
+    )
+    backup.add_argument(
+        "--out", metavar="DIR", type=Path, help="directory to write into (default BACKUP_DIR)"
+    )
+    restore = _command(
+        sub,
+        "restore",
+        "replace the database's SPN data with a backup, then migrate it (stop the bot first)",
+    )
+    restore.add_argument("file", metavar="FILE", type=Path, help="a spn-backup-*.tar.gz file")
     callback = _command(
         sub,
         "send-test-callback",
@@ -103,7 +115,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
     # The ops tools print their own report; INFO logs (alembic's, ...) would only interleave.
     quiet = (
-        args.command in ("doctor", "send-test-callback", "export") and settings.log_level == "INFO"
+        args.command in ("doctor", "send-test-callback", "export", "backup", "restore")
+        and settings.log_level == "INFO"
     )
     setup_logging(
         "WARNING" if quiet else settings.log_level,
@@ -133,7 +146,39 @@ async def _dispatch(args: argparse.Namespace) -> int:
             out=args.out,
             say=lambda line: print(line, file=sys.stderr),
         )
+    if args.command in ("backup", "restore"):
+        return await _backup_or_restore(settings, args)
     return await _run(settings, apply_migrations=not args.no_migrate)
+
+
+async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from spnbot.ops import backup
+    from spnbot.store.db import Database
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        if args.command == "backup":
+            path = await backup.create_backup(db, args.out or settings.backups_path)
+            print(f"backup written: {path}")
+        else:
+            manifest, revision = await backup.restore_backup(db, args.file)
+            rows = ", ".join(f"{n} {table}" for table, n in manifest.rows.items() if n)
+            print(
+                f"restored {args.file} (made {manifest.created_at}, revision"
+                f" {manifest.revision}); database now at revision {revision}: {rows or 'no rows'}"
+            )
+        return 0
+    except backup.BackupError as exc:
+        print(f"{args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, SQLAlchemyError) as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        print(f"{args.command} failed: database error: DATABASE_URL: {first}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
 
 
 async def _migrate(settings: Settings) -> int:

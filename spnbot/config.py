@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    # Backups and retention
+    backup_interval: float = Field(0.0, ge=0)  # seconds between scheduled backups; 0 = off
+    backup_dir: Path | None = None  # unset: DATA_DIR/backups
+    backup_keep: int = Field(7, ge=1)  # newest backup files kept; older ones are deleted
+    jobs_retention_days: int = Field(30, ge=1)  # done jobs / finished broadcasts kept this long
+
     # Business rules
     tariffs: Annotated[tuple[Tariff, ...], NoDecode] = parse_tariffs(DEFAULT_TARIFFS)
     payment_check_interval: float = Field(30.0, gt=0)
@@ -288,6 +294,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return database_url_to_sqlalchemy(self.database_url)
         return URL.create("sqlite+aiosqlite", database=str(self.data_dir / "spn.sqlite3"))
+
+    @property
+    def backups_path(self) -> Path:
+        return self.backup_dir if self.backup_dir is not None else self.data_dir / "backups"
 
     def secret_values(self) -> list[str]:
         """Every secret's plain value, for the log redactor."""

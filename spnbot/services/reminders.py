@@ -11,11 +11,13 @@ from spnbot.domain.expiry import utcnow
 from spnbot.services.notices import Notice, NoticeButton, Screen
 from spnbot.services.notify import NOTIFY, notify_payload
 from spnbot.store import jobs as queue
+from spnbot.store import sent_marks
 from spnbot.store.db import Database
 from spnbot.store.models import User
 
 # Users whose subscription ended longer ago than this are not told again (e.g. on first deploy).
 EXPIRED_GRACE = timedelta(days=1)
+MARK_MARGIN = timedelta(days=1)
 
 
 def stage_for(left: timedelta, days_before: Sequence[int]) -> str | None:
@@ -41,8 +43,9 @@ class ReminderService:
     async def run_once(self) -> int:
         """Enqueue every reminder that is due; returns how many were new.
 
-        The job's dedup key names the user, the stage and the expiry it is about, so each is
-        sent once per subscription period, by however many instances run this.
+        The key names the user, the stage and the expiry it is about, so each is sent once per
+        subscription period, by however many instances run this. It is a sent mark, not only
+        the job's dedup key: done jobs are pruned, and the mark outlives the reminder's window.
         """
         now = self._clock()
         horizon = now + timedelta(days=max(self._days, default=0))
@@ -56,17 +59,28 @@ class ReminderService:
                     User.blocked_at.is_(None),
                 )
             )
+            due: dict[str, tuple[int, str, datetime]] = {}
             for user_id, expires_at in rows.all():
                 assert expires_at is not None  # filtered in SQL
                 stage = stage_for(expires_at - now, self._days)
-                if stage is None:
+                if stage is not None:
+                    key = f"remind:{stage}:{user_id}:{int(expires_at.timestamp())}"
+                    due[key] = (user_id, stage, expires_at)
+            # The scan stops finding a user once the expiry is EXPIRED_GRACE past: keep the
+            # mark a day longer than that, against clocks of several instances that disagree.
+            fresh = await sent_marks.mark_new(
+                session,
+                [(key, exp + EXPIRED_GRACE + MARK_MARGIN) for key, (_, _, exp) in due.items()],
+                now=now,
+            )
+            for key, (user_id, stage, expires_at) in due.items():
+                if key not in fresh:
                     continue
                 notice = Notice(
                     "reminder_expired" if stage == "expired" else "reminder_before",
                     {"expires_at": expires_at.isoformat()},
                     [[NoticeButton("btn_renew", screen=Screen.TARIFFS)]],
                 )
-                key = f"remind:{stage}:{user_id}:{int(expires_at.timestamp())}"
                 if await queue.enqueue(
                     session, NOTIFY, notify_payload(user_id, notice), dedup_key=key
                 ):

@@ -203,6 +203,21 @@ class Broadcast(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class SentMark(Base):
+    """ "Already sent" for things a periodic scan would otherwise enqueue again (reminders).
+
+    A job's dedup key only guards while the job row exists, and done jobs are pruned; a mark
+    lives until ``keep_until``, after which the scan can no longer find the thing it guards.
+    """
+
+    __tablename__ = "sent_marks"
+    __table_args__ = (Index("ix_sent_marks_keep_until", "keep_until"),)
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    keep_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Core handles on the hot tables: set-based statements on them cost a fraction of the CPU of
 # ORM-enabled ones (the job queue, grants, confirmations, panel sync).
 USERS: Table = User.__table__  # type: ignore[assignment]
@@ -210,3 +225,5 @@ PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 GRANTS: Table = Grant.__table__  # type: ignore[assignment]
 JOBS: Table = Job.__table__  # type: ignore[assignment]
 INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
+BROADCASTS: Table = Broadcast.__table__  # type: ignore[assignment]
+SENT_MARKS: Table = SentMark.__table__  # type: ignore[assignment]
