@@ -55,7 +55,8 @@ class ProfileMiddleware(BaseMiddleware):
 
 
 def _is_start(message: Message) -> bool:
-    return bool(message.text and message.text.split(maxsplit=1)[0].split("@")[0] == "/start")
+    words = (message.text or "").split(maxsplit=1)  # empty for a whitespace-only message
+    return bool(words) and words[0].split("@")[0] == "/start"
 
 
 def _is_accept(event: TelegramObject) -> bool:
