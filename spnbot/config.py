@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    # Web server timeouts (seconds): a connection without a complete request head this long
+    # after it opened or after its last answer is closed (idle keep-alive and slowloris alike);
+    # a request body not fully received this long after its head closes the connection.
+    web_keepalive_timeout: float = Field(15.0, gt=0)
+    web_body_timeout: float = Field(30.0, gt=0)
+
     # Business rules
     tariffs: Annotated[tuple[Tariff, ...], NoDecode] = parse_tariffs(DEFAULT_TARIFFS)
     payment_check_interval: float = Field(30.0, gt=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 from spnbot.domain.networks import Network
 from spnbot.payments.base import PaymentProvider
@@ -27,6 +27,10 @@ async def _fault_barrier(
         return await handler(request)
     except web.HTTPException:
         raise
+    except (ConnectionResetError, ClientConnectionResetError) as exc:
+        # The client went away mid-request (or WEB_BODY_TIMEOUT cut it off): nothing to fix.
+        log.info("client disconnected during %s %s (%s)", request.method, request.path, exc)
+        return web.json_response({"ok": False, "message": "client disconnected"}, status=400)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.json_response({"ok": False, "message": "internal error"}, status=500)
