@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from spnbot.domain.networks import parse_networks
 from spnbot.domain.tariffs import DEFAULT_TARIFFS, Tariff, parse_tariffs
+from spnbot.store import tls
 
 TELEGRAM_API = "https://api.telegram.org"
 
@@ -301,11 +302,9 @@ def database_url_to_sqlalchemy(raw: str) -> URL:
             raise ValueError("has no host (expected postgresql://user:pass@host:5432/db)")
         if not url.database:
             raise ValueError("has no database name (expected postgresql://…/dbname)")
-        query = dict(url.query)
-        # libpq spelling → asyncpg spelling (Supabase URLs carry sslmode=require).
-        if "sslmode" in query:
-            query["ssl"] = query.pop("sslmode")
-        return url.set(drivername="postgresql+asyncpg", query=query)
+        # sslmode/sslrootcert stay in the URL; the store turns them into asyncpg's TLS set-up.
+        tls.check_query(url.query)
+        return url.set(drivername="postgresql+asyncpg")
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
             raise ValueError("SQLite needs a file path (sqlite:///data/spn.sqlite3)")
