@@ -6,6 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import ClientConnectionResetError, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from spnbot.domain.networks import Network
 from spnbot.payments.base import PaymentProvider
@@ -27,6 +29,10 @@ async def _fault_barrier(
         return await handler(request)
     except web.HTTPException:
         raise
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        # e.g. "Content-Encoding: gzip" over a body that is not gzip
+        log.info("malformed request body in %s %s: %s", request.method, request.path, exc)
+        return web.json_response({"ok": False, "message": "malformed request body"}, status=400)
     except (ConnectionResetError, ClientConnectionResetError) as exc:
         # The client went away mid-request (or WEB_BODY_TIMEOUT cut it off): nothing to fix.
         log.info("client disconnected during %s %s (%s)", request.method, request.path, exc)

@@ -7,6 +7,7 @@ import logging
 from typing import Any, Final
 
 from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNotFound
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
@@ -45,9 +46,15 @@ class _CheckedUpdates(SimpleRequestHandler):
         except (safe_json.UnsafeJson, UnicodeDecodeError, ValidationError) as exc:
             log.warning("telegram webhook: unreadable update (%s)", type(exc).__name__)
             return web.Response(text="not an update", status=400)
-        result: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(
-            self.bot, update, **self.data
-        )
+        try:
+            result: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(
+                self.bot, update, **self.data
+            )
+        except (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound) as exc:
+            # Telegram refused our reply (no such chat, blocked): a redelivery would only be
+            # refused again. Network trouble and everything else still answer 500 (retry).
+            log.warning("telegram webhook: reply refused (%s)", type(exc).__name__)
+            return web.json_response({})
         return web.Response(body=self._build_response_writer(bot=self.bot, result=result))
 
     __call__ = handle
