@@ -52,6 +52,7 @@ from spnbot.store.instance_lock import InstanceLock
 from spnbot.store.jobs import ClaimedJob
 from spnbot.store.uow import Store
 from spnbot.web.metrics import Metrics, TelegramErrorCounter
+from spnbot.web.serve import start_web_server
 from spnbot.web.server import build_web_app
 from spnbot.web.telegram_webhook import mount_telegram_webhook
 
@@ -163,13 +164,13 @@ class Application:
         s = self.settings
         me = await self.bot.me()
         self.ctx.bot_username = me.username or ""
-        self._runner_web = web.AppRunner(
-            self.web, handle_signals=False, access_log=None, shutdown_timeout=5
+        self._runner_web, self.port = await start_web_server(
+            self.web,
+            s.web_host,
+            s.web_port,
+            keepalive_timeout=s.web_keepalive_timeout,
+            body_timeout=s.web_body_timeout,
         )
-        await self._runner_web.setup()
-        site = web.TCPSite(self._runner_web, self.settings.web_host, self.settings.web_port)
-        await site.start()
-        self.port = self._runner_web.addresses[0][1]
         if not self.db.is_sqlite and not self.db.pooled:
             self._listener = JobListener(self.db.url, self.runner.wake)
             self._listener.start()

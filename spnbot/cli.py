@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from spnbot.config import ConfigError, Settings, load_settings
-from spnbot.logs import setup_logging
+from spnbot.logs import Redactor, setup_logging
 from spnbot.ops.export import utc_day
+
+
+class StartupFailed(Exception):
+    """``spnbot run`` could not start; the message is one line with every secret masked."""
 
 
 def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
@@ -99,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except StartupFailed as exc:
+        # One write: a library thread still logging at DEBUG cannot split the line.
+        sys.stderr.write(f"{exc}\n")
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -209,14 +217,36 @@ async def _run(settings: Settings, *, apply_migrations: bool) -> int:
             loop.add_signal_handler(sig, stop.set)
     try:
         await app.start(apply_migrations=apply_migrations)
-        # aiogram, pydantic and SQLAlchemy leave ~250k long-lived objects behind; frozen, they
-        # are no longer walked by every full collection (~200 ms of stop-the-world each).
-        gc.collect()
-        gc.freeze()
+    except ConfigError:
+        await _stop_after_failed_start(app)
+        raise
+    except Exception as exc:
+        # A traceback here would quote URLs with the bot token in them (aiohttp's errors do).
+        await _stop_after_failed_start(app)
+        redact = Redactor(settings.secret_values()).redact
+        raise StartupFailed(f"start-up failed: {redact(one_line(exc))}") from None
+    # aiogram, pydantic and SQLAlchemy leave ~250k long-lived objects behind; frozen, they are
+    # no longer walked by every full collection (~200 ms of stop-the-world each).
+    gc.collect()
+    gc.freeze()
+    try:
         await stop.wait()
     finally:
         await app.stop()
     return 0
+
+
+async def _stop_after_failed_start(app: Any) -> None:
+    """Close what the failed start opened; a second failure adds nothing worth a traceback."""
+    with contextlib.suppress(Exception):
+        await app.stop()
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, at most 300 characters."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text[:300]
 
 
 if __name__ == "__main__":

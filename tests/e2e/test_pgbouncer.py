@@ -23,12 +23,12 @@ import asyncpg
 import pytest
 
 from spnbot.config import database_url_to_sqlalchemy
-from spnbot.jobs import queue
 from spnbot.ops import backup
 from spnbot.sandbox import throwaway_db
 from spnbot.sandbox.stack import Sandbox
 from spnbot.services.notices import Notice
 from spnbot.services.notify import NOTIFY, notify_payload
+from spnbot.store import jobs as queue
 from spnbot.store import migrate
 from spnbot.store.db import Database
 from spnbot.store.models import Payment

@@ -18,7 +18,6 @@ from sqlalchemy import func, select, text
 
 from spnbot.domain.money import Money
 from spnbot.domain.states import JobStatus, PaymentStatus
-from spnbot.jobs import queue
 from spnbot.payments.base import ProviderStatus, StatusReport
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
@@ -26,6 +25,7 @@ from spnbot.services.grants import PANEL_SYNC
 from spnbot.services.notify import ADMIN_NOTICE, NOTIFY
 from spnbot.services.reminders import ReminderService, stage_for
 from spnbot.services.retention import RetentionService
+from spnbot.store import jobs as queue
 from spnbot.store import retention
 from spnbot.store.db import Database
 from spnbot.store.models import JOBS, Job, Payment, User
