@@ -26,6 +26,7 @@ from spnbot.domain.networks import parse_networks
 from spnbot.integrations import build_registry, make_panel
 from spnbot.jobs.listener import JobListener
 from spnbot.jobs.runner import JobRunner
+from spnbot.ops.backup import BackupService
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
@@ -41,6 +42,7 @@ from spnbot.services.panel_sync import PanelSyncHandler
 from spnbot.services.purchase import PurchaseService
 from spnbot.services.reconcile import Reconciler
 from spnbot.services.reminders import ReminderService
+from spnbot.services.retention import RetentionService
 from spnbot.services.rewards import RewardsService
 from spnbot.services.stars import StarsCheckout
 from spnbot.services.subscription import SubscriptionService
@@ -57,6 +59,8 @@ from spnbot.web.server import build_web_app
 from spnbot.web.telegram_webhook import mount_telegram_webhook
 
 log = logging.getLogger(__name__)
+
+TELEGRAM_FILE_LIMIT = 50 * 2**20  # what a bot may upload as a document
 
 # A conversation left half-way (e.g. the promo-code prompt) is forgotten after a day.
 STATE_TTL = timedelta(days=1)
@@ -134,6 +138,13 @@ class Application:
             admin=AdminService(self.db),
             broadcasts=BroadcastService(self.db),
         )
+        self.retention = RetentionService(self.db, days=s.jobs_retention_days)
+        self.backups = BackupService(
+            self.db,
+            s.backups_path,
+            keep=s.backup_keep,
+            on_backup=self._send_backup if s.backup_send_to_admins else None,
+        )
         self.storage = (
             RedisStorage.from_url(s.redis_url, state_ttl=STATE_TTL, data_ttl=STATE_TTL)
             if s.redis_url
@@ -177,6 +188,9 @@ class Application:
         self._spawn(self.runner.run(), "jobs")
         self._spawn(self._every(s.payment_check_interval, self.reconciler.run_once), "reconciler")
         self._spawn(self._every(s.reminder_interval, self.reminders.run_once), "reminders")
+        self._spawn(self._every(3600, self.retention.run_once), "retention")
+        if s.backup_interval and not self.db.pooled:  # pg_dump needs a direct connection
+            self._spawn(self._every(s.backup_interval, self.backups.run_once), "backups")
         self._spawn(self._register_commands(), "commands")
         if s.telegram_webhook_url:
             # Every instance sets the same URL and secret; Telegram keeps one webhook.
@@ -231,6 +245,27 @@ class Application:
             await register_commands(self.bot, self.texts, self.settings.admins)
         except Exception:  # cosmetic: the bot works without a command menu
             log.warning("could not register bot commands", exc_info=True)
+
+    async def _send_backup(self, path: Path) -> None:
+        """BACKUP_SEND_TO_ADMINS: each admin gets the file; one who cannot is logged, not fatal."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size > TELEGRAM_FILE_LIMIT:
+            async with self.db.transaction() as session:
+                await queue.enqueue(
+                    session,
+                    ADMIN_NOTICE,
+                    {
+                        "template": "admin_backup_too_large",
+                        "params": {"file": path.name, "megabytes": size // 2**20},
+                    },
+                    dedup_key=f"admin:backup:{path.name}",
+                )
+            return
+        for admin in self.settings.admins:
+            try:
+                await self.notifier.send_file(admin, path, path.name)
+            except Exception as exc:
+                log.warning("backup not sent to an admin: %s", type(exc).__name__)
 
     async def _job_gave_up(self, job: ClaimedJob, error: str) -> None:
         if job.kind == ADMIN_NOTICE:

@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     backup_interval: float = Field(0.0, ge=0)  # seconds between scheduled backups; 0 = off
     backup_dir: Path | None = None  # unset: DATA_DIR/backups
     backup_keep: int = Field(7, ge=1)  # newest backup files kept; older ones are deleted
+    backup_send_to_admins: bool = False  # each scheduled backup also goes to ADMIN_IDS
     jobs_retention_days: int = Field(30, ge=1)  # done jobs / finished broadcasts kept this long
 
     # Web server timeouts (seconds): a connection without a complete request head this long

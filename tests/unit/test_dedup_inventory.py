@@ -25,6 +25,7 @@ GUARDS = {
     "broadcast:": "written with its new broadcast row; job/broadcast ids are never reused",
     "broadcast:{stage}": "broadcast cursor/status compare-and-set",
     "admin:jobfail:": "a job gives up once (failed jobs are kept); ids are never reused",
+    "admin:backup:": "a backup file name holds its UTC time: each file is announced once",
     "remind:": "sent_marks row, kept until the reminder's window has closed",
 }
 # Keys built in a variable first: (file, variable) -> the prefix the variable holds
@@ -39,8 +40,8 @@ def _sites() -> list[tuple[str, str]]:
     found = []
     for path in sorted(SPNBOT.rglob("*.py")):
         rel = path.relative_to(SPNBOT).as_posix()
-        if rel.startswith("store/migrations/"):
-            continue
+        if rel.startswith("store/migrations/") or rel == "store/jobs.py":
+            continue  # the outbox itself passes keys through; it builds none
         source = path.read_text()
         for match in LITERAL.finditer(source):
             found.append((rel, match.group(1) + ("{stage}" if match.group(2) else "")))
@@ -52,7 +53,7 @@ def _sites() -> list[tuple[str, str]]:
             found.append((rel, INDIRECT[(rel, name)]))
         plain = source.count("dedup_key=") - len(LITERAL.findall(source))
         plain -= len(VARIABLE.findall(source))
-        assert plain == 0 or rel == "jobs/queue.py", f"{rel}: a dedup_key this test cannot read"
+        assert plain == 0, f"{rel}: a dedup_key this test cannot read"
     return found
 
 

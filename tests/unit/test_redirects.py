@@ -107,11 +107,15 @@ async def test_cryptobot_refuses_redirects(servers: Servers) -> None:
 
 async def test_panel_refuses_redirects(servers: Servers) -> None:
     async with aiohttp.ClientSession() as http:
-        client = RemnawaveClient(http, base_url=servers.redirector, token=SECRET)
+        client = RemnawaveClient(http, base_url=servers.redirector, token=SECRET, api_version=3)
         with pytest.raises(PanelError) as caught:
             await client.get_user("42")
+        detecting = RemnawaveClient(http, base_url=servers.redirector, token=SECRET)
+        with pytest.raises(PanelError) as probe:  # the `auto` line probe follows nothing either
+            await detecting.get_user("42")
     assert servers.elsewhere.seen == []
     assert "redirect not followed" in str(caught.value) and SECRET not in str(caught.value)
+    assert "307" in str(probe.value) and SECRET not in str(probe.value)
 
 
 def _bot_settings(api_url: str) -> Settings:
