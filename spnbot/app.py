@@ -112,6 +112,7 @@ class Application:
             batch_handlers={ADMIN_NOTICE: AdminNoticeHandler(self.db, self.notifier, s.admins)},
             batch_gap=ADMIN_BATCH_WINDOW,
             on_give_up=self._job_gave_up,
+            exclusive=self.db.is_sqlite,  # the instance lock allows one process
         )
         self.db.job_listeners.append(self.runner.wake)
         # Confirmations run their follow-up jobs at once in this process (see apply()).

@@ -47,9 +47,10 @@ class JobRunner:
         batch_gap: timedelta = timedelta(0),
         lease: timedelta = timedelta(minutes=2),
         idle_poll: float = 5.0,
-        heartbeat: float = 2.0,
+        heartbeat: float = 1.5,
         on_give_up: GiveUpHook | None = None,
         instance_id: str | None = None,
+        exclusive: bool = False,
     ) -> None:
         """``batch_handlers``: kinds whose due jobs (up to ``batch_limit``) are claimed and run
         together, one task per kind at a time; the group is finished or failed as a whole.
@@ -69,6 +70,9 @@ class JobRunner:
         self.lease = Lease(self.instance_id, lease)
         self._idle_poll = idle_poll
         self._heartbeat = heartbeat
+        # The only runner there can be (SQLite: one process): at start, whatever another
+        # instance held was orphaned by a crash and is taken back at once.
+        self._exclusive = exclusive
         self._beating: asyncio.Task[None] | None = None
         self._on_give_up = on_give_up
         self._wake = asyncio.Event()
@@ -121,6 +125,13 @@ class JobRunner:
                 async with self._db.transaction() as session:
                     await instances.register(session, self.instance_id, utcnow())
                     await instances.prune(session, utcnow(), older_than=timedelta(days=1))
+                    orphans = (
+                        await queue.release_others(session, self.instance_id)
+                        if self._exclusive
+                        else 0
+                    )
+                if orphans:
+                    log.warning("took back %d jobs a crashed run of this app held", orphans)
                 return
             except Exception:
                 log.exception("could not register this instance; retrying shortly")

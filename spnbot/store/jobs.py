@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.backoff import backoff
@@ -32,10 +32,10 @@ class ClaimedJob:
 
 
 # An instance whose heartbeat is older than this is dead: its running jobs are taken over.
-# Heartbeats go out every 2 s, so a live instance is never mistaken for a dead one unless its
+# Heartbeats go out every 1.5 s, so a live instance is never mistaken for a dead one unless its
 # database writes stall for several seconds (then a job may run twice: every job is safe to
 # repeat, and the customer's activation message is the only thing a repeat can show).
-DEAD_AFTER = timedelta(seconds=6)
+DEAD_AFTER = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -244,6 +244,22 @@ async def extend_lease(session: AsyncSession, job_id: int, lease: timedelta) -> 
         .where(JOBS.c.id == job_id, JOBS.c.status == JobStatus.RUNNING)
         .values(locked_until=now + lease, updated_at=now)
     )
+
+
+async def release_others(session: AsyncSession, me: str) -> int:
+    """Hand back every running job another instance holds: for a runner that knows it is the
+    only one (SQLite allows one process), whatever another instance held was orphaned."""
+    now = utcnow()
+    released = await session.execute(
+        update(JOBS)
+        .where(
+            JOBS.c.status == JobStatus.RUNNING,
+            or_(JOBS.c.locked_by.is_(None), JOBS.c.locked_by != me),
+        )
+        .values(status=JobStatus.PENDING, run_after=now, locked_until=None, locked_by=None)
+        .returning(JOBS.c.id)
+    )
+    return len(released.all())
 
 
 async def release(session: AsyncSession, job_id: int) -> None:

@@ -70,3 +70,14 @@ async def test_heartbeats_and_a_clean_exit(db: Database) -> None:
         await instances.deregister(session, "x")
         left = (await session.execute(select(INSTANCES.c.id))).scalars().all()
     assert left == []
+
+
+async def test_the_only_runner_takes_back_what_a_crashed_run_held(db: Database) -> None:
+    async with db.transaction() as session:
+        await instances.register(session, "crashed", utcnow())  # still looks alive
+    held = await _held_by(db, "crashed", "a")
+    mine = await _held_by(db, "me", "b")
+    async with db.transaction() as session:
+        assert await queue.release_others(session, "me") == 1
+        rows = dict((await session.execute(select(JOBS.c.id, JOBS.c.status))).all())
+    assert rows == {held: "pending", mine: "running"}
