@@ -23,6 +23,7 @@ from spnbot.bot.setup import build_dispatcher
 from spnbot.bot.texts import Texts
 from spnbot.config import ConfigError, Settings
 from spnbot.domain.networks import parse_networks
+from spnbot.errors import first_line
 from spnbot.integrations import build_registry, make_panel
 from spnbot.jobs.listener import JobListener
 from spnbot.jobs.runner import JobRunner
@@ -222,7 +223,7 @@ class Application:
             raise
         except Exception as exc:
             raise ConfigError(
-                f"database error: DATABASE_URL: cannot use the database ({_short(exc)})"
+                f"database error: DATABASE_URL: cannot use the database ({first_line(exc)})"
             ) from None
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -305,11 +306,6 @@ class Application:
         await self.db.dispose()
         if self._lock is not None:
             self._lock.release()
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
 
 
 def _report_crash(task: asyncio.Task[Any]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spnbot.config import ConfigError, Settings, load_settings
+from spnbot.errors import first_line
 from spnbot.logs import Redactor, setup_logging
 from spnbot.ops.export import utc_day
 
@@ -182,8 +183,10 @@ async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> in
         print(f"{args.command} failed: {exc}", file=sys.stderr)
         return 1
     except (OSError, SQLAlchemyError) as exc:
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        print(f"{args.command} failed: database error: DATABASE_URL: {first}", file=sys.stderr)
+        print(
+            f"{args.command} failed: database error: DATABASE_URL: {first_line(exc)}",
+            file=sys.stderr,
+        )
         return 1
     finally:
         await db.dispose()
@@ -198,7 +201,7 @@ async def _migrate(settings: Settings) -> int:
         before, after = await migrate.upgrade(db)
     except Exception as exc:
         raise ConfigError(
-            f"database error: DATABASE_URL: cannot migrate ({str(exc).splitlines()[0][:200]})"
+            f"database error: DATABASE_URL: cannot migrate ({first_line(exc)})"
         ) from None
     finally:
         await db.dispose()
@@ -224,7 +227,9 @@ async def _run(settings: Settings, *, apply_migrations: bool) -> int:
         # A traceback here would quote URLs with the bot token in them (aiohttp's errors do).
         await _stop_after_failed_start(app)
         redact = Redactor(settings.secret_values()).redact
-        raise StartupFailed(f"start-up failed: {redact(one_line(exc))}") from None
+        raise StartupFailed(
+            f"start-up failed: {redact(first_line(exc, limit=300, with_type=True))}"
+        ) from None
     # aiogram, pydantic and SQLAlchemy leave ~250k long-lived objects behind; frozen, they are
     # no longer walked by every full collection (~200 ms of stop-the-world each).
     gc.collect()
@@ -240,13 +245,6 @@ async def _stop_after_failed_start(app: Any) -> None:
     """Close what the failed start opened; a second failure adds nothing worth a traceback."""
     with contextlib.suppress(Exception):
         await app.stop()
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: first line of the message``, at most 300 characters."""
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    return text[:300]
 
 
 if __name__ == "__main__":

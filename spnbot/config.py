@@ -341,14 +341,6 @@ class Settings(BaseSettings):
         return urlsplit(self.telegram_webhook_url or "").path or "/telegram-webhook"
 
     @property
-    def oneplat_enabled(self) -> bool:
-        return bool(self.oneplat_shop_id and self.oneplat_shop_secret)
-
-    @property
-    def cryptobot_enabled(self) -> bool:
-        return self.cryptobot_token is not None
-
-    @property
     def panel_configured(self) -> bool:
         return bool(self.remnawave_base_url and self.remnawave_api_token)
 

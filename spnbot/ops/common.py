@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
+from spnbot.errors import first_line
 from spnbot.store.db import Database
 
 
@@ -20,5 +21,4 @@ def missing_sqlite_file(db: Database) -> Path | None:
 def short_error(exc: BaseException) -> str:
     """First line of the driver's message (SQLAlchemy wraps it in a long one)."""
     inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    text = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
-    return f"{type(inner).__name__}: {text}"[:240] if text else type(inner).__name__
+    return first_line(inner, limit=240, with_type=True)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 
 from spnbot.bot.factory import make_bot
 from spnbot.config import Settings
-from spnbot.integrations import make_cryptobot, make_oneplat, make_panel
+from spnbot.integrations import build_registry, make_cryptobot, make_oneplat, make_panel
 from spnbot.ops.common import missing_sqlite_file, short_error
 from spnbot.panel.base import PanelAuthError, PanelError, PanelUnavailable, PanelVersionUnknown
 from spnbot.payments.base import ProviderError
@@ -121,15 +121,8 @@ class _Doctor:
 
     async def configuration(self) -> str:
         s = self.settings
-        providers = [
-            name
-            for name, on in (
-                ("1Plat", s.oneplat_enabled),
-                ("CryptoBot", s.cryptobot_enabled),
-                ("Stars", s.stars_enabled),
-            )
-            if on
-        ]
+        # Whether a provider is configured is its own module's call (build_provider).
+        providers = build_registry(s, self.http, stars_sender=_NoStarsInvoices()).names
         count = len(s.admins)
         admins = f"{count} admin{'s' if count != 1 else ''}" if count else "no admins set"
         return (
@@ -346,3 +339,12 @@ def _redacting(out: Out, secrets: list[str]) -> Out:
         out(line)
 
     return say
+
+
+class _NoStarsInvoices:
+    """The doctor lists providers; it never sends an invoice."""
+
+    async def send_stars_invoice(
+        self, chat_id: int, *, title: str, description: str, payload: str, stars: int
+    ) -> int:
+        raise RuntimeError("spnbot doctor sends no invoices")

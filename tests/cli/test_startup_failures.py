@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from spnbot.cli import one_line
+from spnbot.errors import first_line
 from spnbot.logs import Redactor
 from tests.cli.test_cli import VARIABLES
 
@@ -100,9 +100,10 @@ async def test_start_up_failure_is_one_masked_line(
 
 def test_one_line_keeps_the_first_line_only() -> None:
     exc = RuntimeError("first line\nsecond line with https://x/bot123456:AAsecretsecret/getMe")
-    assert one_line(exc) == "RuntimeError: first line"
-    assert one_line(TimeoutError()) == "TimeoutError"
-    assert len(one_line(ValueError("x" * 1000))) == 300
+    assert first_line(exc, with_type=True) == "RuntimeError: first line"
+    assert first_line(exc) == "first line"
+    assert first_line(TimeoutError(), with_type=True) == "TimeoutError"
+    assert len(first_line(ValueError("x" * 1000), limit=300, with_type=True)) == 300
 
 
 def test_redactor_masks_tokens_it_was_not_told_about_and_quoted_spellings() -> None:

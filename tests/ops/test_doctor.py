@@ -206,12 +206,14 @@ async def test_optional_providers_skip(sandbox: Sandbox, tmp_path: Path) -> None
         oneplat_shop_id=None,
         oneplat_shop_secret=None,
         cryptobot_token=None,
+        yookassa_shop_id=None,
+        yookassa_secret_key=None,
     )
     code, lines = await doctor(settings)
     assert code == 0, lines
     assert lines["1Plat"] == "skip 1Plat: not configured"
     assert lines["CryptoBot"] == "skip CryptoBot: not configured"
-    assert "providers: Stars;" in lines["configuration"]
+    assert "providers: stars;" in lines["configuration"]
 
 
 async def test_webhook_is_shown(sandbox: Sandbox, tmp_path: Path) -> None:

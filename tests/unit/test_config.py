@@ -65,7 +65,7 @@ def test_defaults(load: Load) -> None:
     assert s.sqlalchemy_url.drivername == "sqlite+aiosqlite"
     assert Path(str(s.sqlalchemy_url.database)) == Path("data", "spn.sqlite3")
     assert (s.web_host, s.web_port, s.log_level) == ("127.0.0.1", 8080, "INFO")
-    assert not (s.oneplat_enabled or s.cryptobot_enabled or s.panel_configured)
+    assert (s.oneplat_shop_id, s.cryptobot_token) == (None, None) and not s.panel_configured
 
 
 def test_data_dir_holds_the_default_sqlite_file(load: Load, tmp_path: Path) -> None:
@@ -91,7 +91,8 @@ def test_providers_and_panel_enabled_by_their_credentials(load: Load) -> None:
         REMNAWAVE_API_TOKEN=SECRET,
         NEWS_CHANNEL_USERNAME="spn_news",
     )
-    assert s.oneplat_enabled and s.cryptobot_enabled and s.panel_configured
+    assert s.oneplat_shop_secret is not None and s.cryptobot_token is not None
+    assert s.panel_configured
     assert s.remnawave_base_url == "https://panel.example.com"
     assert s.news_channel_username == "@spn_news"
     assert SECRET not in repr(s)
@@ -231,14 +232,14 @@ def test_env_example_placeholders_must_be_replaced(
     s = load()  # the real token from the environment; everything else from the example
     assert s.panel_configured
     assert s.tariffs == Settings.model_fields["tariffs"].default
-    assert not (s.oneplat_enabled or s.cryptobot_enabled)
+    assert (s.oneplat_shop_id, s.cryptobot_token) == (None, None)
 
 
 def test_empty_value_means_the_default(load: Load) -> None:
     blank = ["ADMIN_ID", "WEB_PORT", "LOG_LEVEL", "WEB_HOST", "CRYPTOBOT_TOKEN"]
     s = load(**dict.fromkeys([*blank, "TELEGRAM_API_URL", "SUPPORT_URL", "CRYPTOBOT_API_URL"], ""))
     assert (s.admin_id, s.web_port, s.log_level, s.web_host) == (None, 8080, "INFO", "127.0.0.1")
-    assert not s.cryptobot_enabled
+    assert s.cryptobot_token is None
     assert s.telegram_api_url == TELEGRAM_API
     assert s.support_url == "https://t.me/"
     assert s.cryptobot_api_url == "https://pay.crypt.bot/api"
