@@ -29,6 +29,7 @@ from spnbot.jobs.runner import JobRunner
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
+from spnbot.services.devices import DeviceService
 from spnbot.services.grants import PANEL_SYNC
 from spnbot.services.notify import (
     ADMIN_BATCH_WINDOW,
@@ -44,6 +45,7 @@ from spnbot.services.reminders import ReminderService
 from spnbot.services.rewards import RewardsService
 from spnbot.services.stars import StarsCheckout
 from spnbot.services.subscription import SubscriptionService
+from spnbot.services.trial import TrialService
 from spnbot.services.users import UserService
 from spnbot.store import jobs as queue
 from spnbot.store import migrate
@@ -94,7 +96,11 @@ class Application:
         self.users = UserService(self.db)
         self.reminders = ReminderService(self.db, days_before=s.reminder_days)
         self.panel_sync = PanelSyncHandler(
-            self.store, self.panel, self.notifier, observe=self.metrics.activation_seconds.observe
+            self.store,
+            self.panel,
+            self.notifier,
+            observe=self.metrics.activation_seconds.observe,
+            default_squad=s.default_squad_uuid,
         )
         self.runner = JobRunner(
             self.db,
@@ -129,6 +135,14 @@ class Application:
             rewards=RewardsService(self.db, gift_days=s.gift_days),
             admin=AdminService(self.db),
             broadcasts=BroadcastService(self.db),
+            trials=TrialService(
+                self.store,
+                self.panel,
+                days=s.trial_days,
+                limits=s.trial_limits,
+                requires_channel=s.trial_requires_channel,
+            ),
+            devices=DeviceService(self.store, self.panel),
         )
         self.storage = (
             RedisStorage.from_url(s.redis_url, state_ttl=STATE_TTL, data_ttl=STATE_TTL)

@@ -156,7 +156,7 @@ class PanelSyncHandler:
                 ),
                 latest.plan,
             )
-        return read.state, panel_user
+        return (read.state if read else None), panel_user
 
     async def _apply(
         self, user_id: int, panel_ref: str | None, target: datetime, limits: UserLimits | None

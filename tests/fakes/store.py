@@ -351,9 +351,7 @@ class FakeTrials:
         self.s = state
 
     async def used(self, user_id: int) -> bool:
-        return any(
-            e.kind == GrantKind.TRIAL and e.source == str(user_id) for _, e in self.s.grants
-        )
+        return any(e.kind == GrantKind.TRIAL and e.source == str(user_id) for _, e in self.s.grants)
 
     async def stats(self) -> TrialStats:
         tried = {e.user_id for _, e in self.s.grants if e.kind == GrantKind.TRIAL}
