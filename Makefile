@@ -5,15 +5,18 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Reinstall when the dependency list changes.
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The exact versions the suite was run with; `make lock` refreshes them (README "Tests").
+LOCK   := constraints.txt
+# Reinstall when the dependency list or the pinned versions change.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+PIP    := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck pytest bench run sandbox clean
+.PHONY: demo test lint typecheck pytest bench run sandbox clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@$(BIN)/python $(PIP) -c $(LOCK) -e ".[dev]"
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -42,5 +45,17 @@ run: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/spnbot sandbox
 
+# Re-resolve every dependency (runtime and dev) to the newest versions pyproject.toml allows,
+# in a scratch venv, and pin them; then run `make test` and commit constraints.txt with the result.
+lock:
+	@rm -rf $(VENV)-lock
+	@$(PYTHON) -m venv $(VENV)-lock
+	@$(VENV)-lock/bin/python $(PIP) ".[dev]"
+	@{ echo "# Exact versions SPN is tested with (Python $$($(VENV)-lock/bin/python -c 'import platform; print(platform.python_version())')). Refresh: make lock"; \
+	   echo "# Used as pip constraints: pip install -c constraints.txt ."; \
+	   $(VENV)-lock/bin/python -m pip freeze --exclude spnbot; } > $(LOCK)
+	@rm -rf $(VENV)-lock
+	@echo "$(LOCK): $$(grep -c '==' $(LOCK)) pins; now run make test"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-lock .pytest_cache .mypy_cache .ruff_cache

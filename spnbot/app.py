@@ -26,6 +26,7 @@ from spnbot.domain.networks import parse_networks
 from spnbot.integrations import build_registry, make_panel
 from spnbot.jobs.listener import JobListener
 from spnbot.jobs.runner import JobRunner
+from spnbot.ops.backup import BackupService
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
@@ -42,6 +43,7 @@ from spnbot.services.panel_sync import PanelSyncHandler
 from spnbot.services.purchase import PurchaseService
 from spnbot.services.reconcile import Reconciler
 from spnbot.services.reminders import ReminderService
+from spnbot.services.retention import RetentionService
 from spnbot.services.rewards import RewardsService
 from spnbot.services.stars import StarsCheckout
 from spnbot.services.subscription import SubscriptionService
@@ -54,10 +56,13 @@ from spnbot.store.instance_lock import InstanceLock
 from spnbot.store.jobs import ClaimedJob
 from spnbot.store.uow import Store
 from spnbot.web.metrics import Metrics, TelegramErrorCounter
+from spnbot.web.serve import start_web_server
 from spnbot.web.server import build_web_app
 from spnbot.web.telegram_webhook import mount_telegram_webhook
 
 log = logging.getLogger(__name__)
+
+TELEGRAM_FILE_LIMIT = 50 * 2**20  # what a bot may upload as a document
 
 # A conversation left half-way (e.g. the promo-code prompt) is forgotten after a day.
 STATE_TTL = timedelta(days=1)
@@ -117,7 +122,10 @@ class Application:
         self.db.job_listeners.append(self.runner.wake)
         # Confirmations run their follow-up jobs at once in this process (see apply()).
         self.confirmer = PaymentConfirmer(
-            self.store, referral_bonus_days=s.referral_bonus_days, adopt=self.runner.adopt
+            self.store,
+            referral_bonus_days=s.referral_bonus_days,
+            adopt=self.runner.adopt,
+            lease=self.runner.lease,
         )
         self.purchases = PurchaseService(self.store, self.providers, self.confirmer)
         self.reconciler = Reconciler(
@@ -143,6 +151,13 @@ class Application:
                 requires_channel=s.trial_requires_channel,
             ),
             devices=DeviceService(self.store, self.panel),
+        )
+        self.retention = RetentionService(self.db, days=s.jobs_retention_days)
+        self.backups = BackupService(
+            self.db,
+            s.backups_path,
+            keep=s.backup_keep,
+            on_backup=self._send_backup if s.backup_send_to_admins else None,
         )
         self.storage = (
             RedisStorage.from_url(s.redis_url, state_ttl=STATE_TTL, data_ttl=STATE_TTL)
@@ -174,19 +189,22 @@ class Application:
         s = self.settings
         me = await self.bot.me()
         self.ctx.bot_username = me.username or ""
-        self._runner_web = web.AppRunner(
-            self.web, handle_signals=False, access_log=None, shutdown_timeout=5
+        self._runner_web, self.port = await start_web_server(
+            self.web,
+            s.web_host,
+            s.web_port,
+            keepalive_timeout=s.web_keepalive_timeout,
+            body_timeout=s.web_body_timeout,
         )
-        await self._runner_web.setup()
-        site = web.TCPSite(self._runner_web, self.settings.web_host, self.settings.web_port)
-        await site.start()
-        self.port = self._runner_web.addresses[0][1]
         if not self.db.is_sqlite and not self.db.pooled:
             self._listener = JobListener(self.db.url, self.runner.wake)
             self._listener.start()
         self._spawn(self.runner.run(), "jobs")
         self._spawn(self._every(s.payment_check_interval, self.reconciler.run_once), "reconciler")
         self._spawn(self._every(s.reminder_interval, self.reminders.run_once), "reminders")
+        self._spawn(self._every(3600, self.retention.run_once), "retention")
+        if s.backup_interval and not self.db.pooled:  # pg_dump needs a direct connection
+            self._spawn(self._every(s.backup_interval, self.backups.run_once), "backups")
         self._spawn(self._register_commands(), "commands")
         if s.telegram_webhook_url:
             # Every instance sets the same URL and secret; Telegram keeps one webhook.
@@ -241,6 +259,27 @@ class Application:
             await register_commands(self.bot, self.texts, self.settings.admins)
         except Exception:  # cosmetic: the bot works without a command menu
             log.warning("could not register bot commands", exc_info=True)
+
+    async def _send_backup(self, path: Path) -> None:
+        """BACKUP_SEND_TO_ADMINS: each admin gets the file; one who cannot is logged, not fatal."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size > TELEGRAM_FILE_LIMIT:
+            async with self.db.transaction() as session:
+                await queue.enqueue(
+                    session,
+                    ADMIN_NOTICE,
+                    {
+                        "template": "admin_backup_too_large",
+                        "params": {"file": path.name, "megabytes": size // 2**20},
+                    },
+                    dedup_key=f"admin:backup:{path.name}",
+                )
+            return
+        for admin in self.settings.admins:
+            try:
+                await self.notifier.send_file(admin, path, path.name)
+            except Exception as exc:
+                log.warning("backup not sent to an admin: %s", type(exc).__name__)
 
     async def _job_gave_up(self, job: ClaimedJob, error: str) -> None:
         if job.kind == ADMIN_NOTICE:

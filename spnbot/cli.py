@@ -1,4 +1,4 @@
-"""``spnbot run | migrate | demo | sandbox``: one entry point; bad config exits 2 with one line."""
+"""``spnbot run | migrate | demo | sandbox | export ...``: one entry point; bad config exits 2."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ import gc
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from spnbot.config import ConfigError, Settings, load_settings
-from spnbot.logs import setup_logging
+from spnbot.logs import Redactor, setup_logging
+from spnbot.ops.export import utc_day
+
+
+class StartupFailed(Exception):
+    """``spnbot run`` could not start; the message is one line with every secret masked."""
 
 
 def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
@@ -41,6 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--token", default=None, help="bot token the Telegram emulator accepts")
     _command(sub, "doctor", "check configuration, database, Bot API, panel and payment providers")
+    backup = _command(
+        sub, "backup", "write a backup of the database (safe while the bot runs) and exit"
+    )
+    backup.add_argument(
+        "--out", metavar="DIR", type=Path, help="directory to write into (default BACKUP_DIR)"
+    )
+    restore = _command(
+        sub,
+        "restore",
+        "replace the database's SPN data with a backup, then migrate it (stop the bot first)",
+    )
+    restore.add_argument("file", metavar="FILE", type=Path, help="a spn-backup-*.tar.gz file")
     callback = _command(
         sub,
         "send-test-callback",
@@ -66,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     callback.add_argument(
         "--url", help="where to POST (default http://WEB_HOST:WEB_PORT/1plat-webhook)"
     )
+    export = _command(
+        sub, "export", "write payments or customers as CSV (UTF-8 with BOM, amounts exact, UTC)"
+    )
+    export.add_argument("what", choices=("payments", "customers"))
+    export.add_argument(
+        "--from", dest="first", type=utc_day, help="payments created on or after this UTC day"
+    )
+    export.add_argument("--to", dest="last", type=utc_day, help="... and on or before this one")
+    export.add_argument("--out", type=Path, help="the file to write (default: standard output)")
     return parser
 
 
@@ -76,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except StartupFailed as exc:
+        # One write: a library thread still logging at DEBUG cannot split the line.
+        sys.stderr.write(f"{exc}\n")
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -91,7 +122,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await serve_sandbox(token=args.token)
     settings = load_settings()
     # The ops tools print their own report; INFO logs (alembic's, ...) would only interleave.
-    quiet = args.command in ("doctor", "send-test-callback") and settings.log_level == "INFO"
+    quiet = (
+        args.command in ("doctor", "send-test-callback", "export", "backup", "restore")
+        and settings.log_level == "INFO"
+    )
     setup_logging(
         "WARNING" if quiet else settings.log_level,
         settings.log_format,
@@ -109,7 +143,50 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await send_test_callback(
             settings, url=args.url, payment=args.payment, status=args.status, out=print
         )
+    if args.command == "export":
+        from spnbot.ops.export import run_export
+
+        return await run_export(
+            settings,
+            what=args.what,
+            first=args.first,
+            last=args.last,
+            out=args.out,
+            say=lambda line: print(line, file=sys.stderr),
+        )
+    if args.command in ("backup", "restore"):
+        return await _backup_or_restore(settings, args)
     return await _run(settings, apply_migrations=not args.no_migrate)
+
+
+async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from spnbot.ops import backup
+    from spnbot.store.db import Database
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        if args.command == "backup":
+            path = await backup.create_backup(db, args.out or settings.backups_path)
+            print(f"backup written: {path}")
+        else:
+            manifest, revision = await backup.restore_backup(db, args.file)
+            rows = ", ".join(f"{n} {table}" for table, n in manifest.rows.items() if n)
+            print(
+                f"restored {args.file} (made {manifest.created_at}, revision"
+                f" {manifest.revision}); database now at revision {revision}: {rows or 'no rows'}"
+            )
+        return 0
+    except backup.BackupError as exc:
+        print(f"{args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, SQLAlchemyError) as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        print(f"{args.command} failed: database error: DATABASE_URL: {first}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
 
 
 async def _migrate(settings: Settings) -> int:
@@ -140,14 +217,36 @@ async def _run(settings: Settings, *, apply_migrations: bool) -> int:
             loop.add_signal_handler(sig, stop.set)
     try:
         await app.start(apply_migrations=apply_migrations)
-        # aiogram, pydantic and SQLAlchemy leave ~250k long-lived objects behind; frozen, they
-        # are no longer walked by every full collection (~200 ms of stop-the-world each).
-        gc.collect()
-        gc.freeze()
+    except ConfigError:
+        await _stop_after_failed_start(app)
+        raise
+    except Exception as exc:
+        # A traceback here would quote URLs with the bot token in them (aiohttp's errors do).
+        await _stop_after_failed_start(app)
+        redact = Redactor(settings.secret_values()).redact
+        raise StartupFailed(f"start-up failed: {redact(one_line(exc))}") from None
+    # aiogram, pydantic and SQLAlchemy leave ~250k long-lived objects behind; frozen, they are
+    # no longer walked by every full collection (~200 ms of stop-the-world each).
+    gc.collect()
+    gc.freeze()
+    try:
         await stop.wait()
     finally:
         await app.stop()
     return 0
+
+
+async def _stop_after_failed_start(app: Any) -> None:
+    """Close what the failed start opened; a second failure adds nothing worth a traceback."""
+    with contextlib.suppress(Exception):
+        await app.stop()
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, at most 300 characters."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text[:300]
 
 
 if __name__ == "__main__":

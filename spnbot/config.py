@@ -28,6 +28,7 @@ from spnbot.domain.tariffs import (
     parse_tariffs,
 )
 from spnbot.payments.oneplat_options import check_email_template, parse_methods
+from spnbot.store import tls
 
 TELEGRAM_API = "https://api.telegram.org"
 
@@ -108,6 +109,19 @@ class Settings(BaseSettings):
     trusted_proxies: str = "127.0.0.1,::1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+
+    # Backups and retention
+    backup_interval: float = Field(0.0, ge=0)  # seconds between scheduled backups; 0 = off
+    backup_dir: Path | None = None  # unset: DATA_DIR/backups
+    backup_keep: int = Field(7, ge=1)  # newest backup files kept; older ones are deleted
+    backup_send_to_admins: bool = False  # each scheduled backup also goes to ADMIN_IDS
+    jobs_retention_days: int = Field(30, ge=1)  # done jobs / finished broadcasts kept this long
+
+    # Web server timeouts (seconds): a connection without a complete request head this long
+    # after it opened or after its last answer is closed (idle keep-alive and slowloris alike);
+    # a request body not fully received this long after its head closes the connection.
+    web_keepalive_timeout: float = Field(15.0, gt=0)
+    web_body_timeout: float = Field(30.0, gt=0)
 
     # Business rules
     tariffs: Annotated[tuple[Tariff, ...], NoDecode] = parse_tariffs(DEFAULT_TARIFFS)
@@ -325,6 +339,10 @@ class Settings(BaseSettings):
             return database_url_to_sqlalchemy(self.database_url)
         return URL.create("sqlite+aiosqlite", database=str(self.data_dir / "spn.sqlite3"))
 
+    @property
+    def backups_path(self) -> Path:
+        return self.backup_dir if self.backup_dir is not None else self.data_dir / "backups"
+
     def secret_values(self) -> list[str]:
         """Every secret's plain value, for the log redactor."""
         values = [
@@ -407,11 +425,9 @@ def database_url_to_sqlalchemy(raw: str) -> URL:
             raise ValueError("has no host (expected postgresql://user:pass@host:5432/db)")
         if not url.database:
             raise ValueError("has no database name (expected postgresql://…/dbname)")
-        query = dict(url.query)
-        # libpq spelling → asyncpg spelling (Supabase URLs carry sslmode=require).
-        if "sslmode" in query:
-            query["ssl"] = query.pop("sslmode")
-        return url.set(drivername="postgresql+asyncpg", query=query)
+        # sslmode/sslrootcert stay in the URL; the store turns them into asyncpg's TLS set-up.
+        tls.check_query(url.query)
+        return url.set(drivername="postgresql+asyncpg")
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
             raise ValueError("SQLite needs a file path (sqlite:///data/spn.sqlite3)")

@@ -6,7 +6,7 @@ import aiohttp
 
 from spnbot.config import Settings
 from spnbot.panel.remnawave import RemnawaveClient
-from spnbot.payments import oneplat, yookassa
+from spnbot.payments import cryptobot, oneplat, yookassa
 from spnbot.payments.base import PaymentProvider
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.payments.oneplat import OnePlatProvider
@@ -40,16 +40,7 @@ def make_oneplat(
 def make_cryptobot(
     settings: Settings, http: aiohttp.ClientSession, *, timeout: float = 15.0
 ) -> CryptoBotProvider | None:
-    s = settings
-    if s.cryptobot_token is None:
-        return None
-    return CryptoBotProvider(
-        http,
-        api_url=s.cryptobot_api_url,
-        token=s.cryptobot_token.get_secret_value(),
-        accepted_assets=s.cryptobot_assets,
-        timeout=timeout,
-    )
+    return cryptobot.build_provider(settings, http, timeout=timeout)
 
 
 def build_registry(

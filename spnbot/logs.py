@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
+from urllib.parse import quote
 
 CONTEXT_FIELDS = ("payment_id", "user_id", "provider", "via", "http_status", "new_expiry")
+# A bot token in a Bot API URL (``/bot123456:AA…/getMe``), even one we were not told about.
+BOT_TOKEN_IN_URL = re.compile(r"(/bot)\d{3,}(?::|%3A)[A-Za-z0-9_-]{10,}", re.IGNORECASE)
 
 
 class Redactor(logging.Filter):
@@ -16,21 +20,24 @@ class Redactor(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        plain = {s for s in secrets if len(s) >= 6}
+        # URLs quote a secret's ':' or non-ASCII letters; mask those spellings too.
+        spelled = plain | {quote(s, safe="") for s in plain} | {quote(s) for s in plain}
+        self._secrets = sorted(spelled, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return BOT_TOKEN_IN_URL.sub(r"\1***", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = self.redact(record.getMessage())
-            if record.exc_info:
-                message += "\n" + self.redact(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
-                record.exc_text = None
-            record.msg, record.args = message, None
+        # Always, even with no secret known: the bot-token pattern still applies.
+        message = self.redact(record.getMessage())
+        if record.exc_info:
+            message += "\n" + self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+            record.exc_text = None
+        record.msg, record.args = message, None
         return True
 
 

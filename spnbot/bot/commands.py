@@ -13,7 +13,8 @@ from spnbot.bot.texts import LANGUAGES, Texts
 ADMIN_COMMANDS = [
     ("new_code", "CODE DAYS LIMIT [YYYY-MM-DD]"),
     ("give_sub", "TG_ID DAYS"),
-    ("stats", "statistics"),
+    ("stats", "[DAYS] statistics chart"),
+    ("export", "payments [FROM] [TO] | customers"),
     ("user", "TG_ID"),
     ("broadcast", "all|active|expired TEXT"),
 ]

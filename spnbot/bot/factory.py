@@ -11,8 +11,10 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.methods.base import Response
+from aiohttp import ClientSession
 
 from spnbot.config import TELEGRAM_API, Settings
+from spnbot.net.redirects import refuse_redirects
 
 # The Bot API methods SPN calls (building all ~150 would cost seconds at start-up).
 USED_METHODS = (
@@ -34,10 +36,22 @@ def pinned_response_types() -> tuple[Any, ...]:
     )
 
 
+class NoRedirectSession(AiohttpSession):
+    """aiogram's session, except that a 3xx is an error: every Bot API URL carries the token,
+    and aiohttp would follow a redirect (or loop) and quote each URL in its error."""
+
+    async def create_session(self) -> ClientSession:
+        session = await super().create_session()
+        # aiogram builds the ClientSession itself; its middlewares are read on every request.
+        if refuse_redirects not in session._middlewares:
+            session._middlewares = (*session._middlewares, refuse_redirects)
+        return session
+
+
 def make_bot(settings: Settings) -> Bot:
     pinned_response_types()
-    session = AiohttpSession()
+    session = NoRedirectSession()
     if settings.telegram_api_url != TELEGRAM_API:
         # A local telegram-bot-api server, or the sandbox emulator.
-        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+        session = NoRedirectSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     return Bot(settings.token, session=session, default=DefaultBotProperties(parse_mode="HTML"))

@@ -22,10 +22,12 @@ class ProfileMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         ctx: BotContext = data["ctx"]
         user = getattr(event, "from_user", None)
+        # Every handler takes ``lang``: a message with no sender (an anonymous group admin)
+        # gets the default instead of a TypeError.
+        lang = language_for(user.language_code if user is not None else None)
+        data["lang"] = lang
         if user is None or user.is_bot:
             return await handler(event, data)
-        lang = language_for(user.language_code)
-        data["lang"] = lang
         if isinstance(event, Message) and _is_start(event):
             return await handler(event, data)  # /start creates the user itself (with referrer)
         profile = await ctx.users.get(user.id)
@@ -55,7 +57,8 @@ class ProfileMiddleware(BaseMiddleware):
 
 
 def _is_start(message: Message) -> bool:
-    return bool(message.text and message.text.split(maxsplit=1)[0].split("@")[0] == "/start")
+    words = (message.text or "").split(maxsplit=1)  # empty for a whitespace-only message
+    return bool(words) and words[0].split("@")[0] == "/start"
 
 
 def _is_accept(event: TelegramObject) -> bool:

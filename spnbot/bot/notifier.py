@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiogram import Bot
@@ -15,7 +16,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
+from aiogram.types import FSInputFile, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
 
 from spnbot.bot import callbacks as cb
 from spnbot.bot.texts import Raw, Texts, format_dt
@@ -75,6 +76,14 @@ class BotNotifier:
         async with _delivery_errors():
             await self._bot.send_message(
                 user_id, text, parse_mode=None, disable_web_page_preview=True
+            )
+
+    async def send_file(self, chat_id: int, path: Path, caption: str) -> None:
+        """A file as a document (backups to admins). Raises RecipientBlocked or
+        DeliveryRetryLater like every other delivery."""
+        async with _delivery_errors():
+            await self._bot.send_document(
+                chat_id, FSInputFile(path), caption=caption, parse_mode=None
             )
 
     async def send_stars_invoice(

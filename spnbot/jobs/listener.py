@@ -11,14 +11,15 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL
 
+from spnbot.store import tls
 from spnbot.store.jobs import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
 
 def asyncpg_dsn(url: URL) -> str:
-    query = {k: v for k, v in url.query.items() if k in ("ssl", "sslmode")}
-    plain = url.set(drivername="postgresql", query=query)
+    # TLS is passed as a context (spnbot.store.tls), the same as the pool's connections.
+    plain = url.set(drivername="postgresql", query={})
     return plain.render_as_string(hide_password=False)
 
 
@@ -27,6 +28,7 @@ class JobListener:
 
     def __init__(self, url: URL, on_notify: Callable[[], None]) -> None:
         self._dsn = asyncpg_dsn(url)
+        self._ssl = tls.connect_ssl(url.query)
         self._on_notify = on_notify
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -39,7 +41,7 @@ class JobListener:
         while True:
             conn: Any = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                conn = await asyncpg.connect(self._dsn, ssl=self._ssl)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, ev=lost: ev.set())
                 await conn.add_listener(NOTIFY_CHANNEL, lambda *_a: self._on_notify())

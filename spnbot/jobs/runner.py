@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from spnbot.domain.expiry import utcnow
+from spnbot.store import instances
 from spnbot.store import jobs as queue
 from spnbot.store.db import Database
-from spnbot.store.jobs import ClaimedJob
+from spnbot.store.jobs import ClaimedJob, Lease
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +24,11 @@ JobHandler = Callable[[ClaimedJob], Awaitable[bool | None]]
 # Takes every claimed job of one kind at once; succeeds or fails for the whole group.
 BatchHandler = Callable[[list[ClaimedJob]], Awaitable[None]]
 GiveUpHook = Callable[[ClaimedJob, str], Awaitable[None]]
+
+
+def new_instance_id() -> str:
+    """Host, process and a random part: unique per start, readable in the jobs table."""
+    return f"{socket.gethostname()[:32]}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 class PermanentJobError(Exception):
@@ -38,7 +47,9 @@ class JobRunner:
         batch_gap: timedelta = timedelta(0),
         lease: timedelta = timedelta(minutes=2),
         idle_poll: float = 5.0,
+        heartbeat: float = 2.0,
         on_give_up: GiveUpHook | None = None,
+        instance_id: str | None = None,
     ) -> None:
         """``batch_handlers``: kinds whose due jobs (up to ``batch_limit``) are claimed and run
         together, one task per kind at a time; the group is finished or failed as a whole.
@@ -53,8 +64,12 @@ class JobRunner:
         self._concurrency = concurrency
         self._batch_limit = batch_limit
         self._batch_gap = batch_gap.total_seconds()
-        self._lease = lease
+        self.instance_id = instance_id or new_instance_id()
+        # Jobs this runner claims, or that callers write claimed for it to run (``adopt``).
+        self.lease = Lease(self.instance_id, lease)
         self._idle_poll = idle_poll
+        self._heartbeat = heartbeat
+        self._beating: asyncio.Task[None] | None = None
         self._on_give_up = on_give_up
         self._wake = asyncio.Event()
         # Set while the runner waits for work (a wake-up or its idle poll); for tests and
@@ -92,6 +107,39 @@ class JobRunner:
         return tasks
 
     async def run(self) -> None:
+        """Claim and run jobs until ``stop``; beats the instance's heartbeat meanwhile."""
+        await self._register()
+        self._beating = asyncio.create_task(self._beat_forever(), name="jobs-heartbeat")
+        try:
+            await self._claim_forever()
+        finally:
+            self._beating.cancel()
+
+    async def _register(self) -> None:
+        while True:
+            try:
+                async with self._db.transaction() as session:
+                    await instances.register(session, self.instance_id, utcnow())
+                    await instances.prune(session, utcnow(), older_than=timedelta(days=1))
+                return
+            except Exception:
+                log.exception("could not register this instance; retrying shortly")
+                await asyncio.sleep(1.0)
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            try:
+                async with self._db.transaction() as session:
+                    alive = await instances.beat(session, self.instance_id, utcnow())
+                if not alive:  # pruned while we stalled for a day: come back
+                    await self._register()
+            except Exception as exc:
+                # Other instances will take our jobs over after DEAD_AFTER: they are safe to
+                # repeat. Keep trying.
+                log.warning("heartbeat failed: %s", type(exc).__name__)
+
+    async def _claim_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping:
             self._wake.clear()
@@ -114,11 +162,11 @@ class JobRunner:
                     async with self._db.transaction() as session:
                         if free > 0 and self._handlers:
                             jobs = await queue.claim(
-                                session, limit=free, lease=self._lease, kinds=list(self._handlers)
+                                session, limit=free, lease=self.lease, kinds=list(self._handlers)
                             )
                         for kind in batch_kinds:
                             group = await queue.claim(
-                                session, limit=self._batch_limit, lease=self._lease, kinds=[kind]
+                                session, limit=self._batch_limit, lease=self.lease, kinds=[kind]
                             )
                             if group:
                                 batches[kind] = group
@@ -161,7 +209,7 @@ class JobRunner:
         timeout = self._idle_poll
         try:
             async with self._db.transaction() as session:
-                due = await queue.next_due(session)
+                due = await queue.next_due(session, me=self.instance_id)
         except Exception:
             due = None
         # A job due at the claim yet left unclaimed cannot be taken now (no free slot, its batch
@@ -245,6 +293,11 @@ class JobRunner:
                 await asyncio.gather(*pending, return_exceptions=True)
             # Unfinished jobs go straight back to the queue instead of waiting out their lease.
             await self._release([job_id for task in pending for job_id in jobs[task]])
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(Exception):
+                async with self._db.transaction() as session:
+                    await instances.deregister(session, self.instance_id)
 
     async def _release(self, job_ids: list[int]) -> None:
         if not job_ids:

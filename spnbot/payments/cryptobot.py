@@ -11,20 +11,21 @@ invalid parameters, an answer we cannot read).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import aiohttp
 
+from spnbot.config import Settings
 from spnbot.domain.money import Money, MoneyError
-from spnbot.payments import cryptobot_signature
+from spnbot.payments import cryptobot_signature, safe_json
 from spnbot.payments.base import (
     Invoice,
     InvoiceRequest,
     ProviderError,
     ProviderStatus,
     StatusReport,
+    WebhookAck,
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
@@ -135,37 +136,35 @@ class CryptoBotProvider:
     async def read_webhook(self, request: WebhookRequest) -> WebhookResult:
         return self.parse_webhook(request.headers, request.body)
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> StatusReport:
-        """Verify and read one webhook.
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+        """Verify, then read one webhook; nothing in the body is looked at before the HMAC.
 
         403: ``crypto-pay-api-signature`` missing or not the HMAC of these exact bytes.
-        400: not a JSON object, or an ``invoice_paid`` update without an invoice
-        (``payload.invoice_id``) or with an unreadable amount.
-        An update type other than ``invoice_paid`` (none exist today) is answered with a
-        PENDING report: it changes nothing, and a 4xx would only make Crypto Pay retry it
-        for three days. Its ``external_id`` is the invoice id when there is one, else "".
+        400: not a bounded JSON object (see ``safe_json``), or an ``invoice_paid`` update
+        without an invoice (``payload.invoice_id``) or with an unreadable amount.
+        A signed update of any other type (none exist today) is a WebhookAck: it settles
+        nothing and is answered 200, since a 4xx makes Crypto Pay retry it for three days.
         """
         signature = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
         if not cryptobot_signature.verify_body(self._token, body, signature):
             raise WebhookRejected(403, "bad signature")
         try:
-            update = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise WebhookRejected(400, "body is not JSON") from exc
+            update = safe_json.loads(body)
+        except (safe_json.UnsafeJson, UnicodeDecodeError) as exc:
+            raise WebhookRejected(400, "body is not JSON we read") from exc
         if not isinstance(update, dict):
             raise WebhookRejected(400, "body is not a JSON object")
-        update_type = str(update.get("update_type"))
-        invoice = update.get("payload")
+        update_type = update.get("update_type")
         if update_type != "invoice_paid":
-            if isinstance(invoice, dict) and invoice.get("invoice_id") is not None:
-                return _report(invoice, None, raw_status=update_type)
-            return StatusReport("", None, ProviderStatus.PENDING, None, raw_status=update_type)
-        if not isinstance(invoice, dict) or invoice.get("invoice_id") is None:
+            shown = update_type[:40] if isinstance(update_type, str) else type(update_type).__name__
+            return WebhookAck(f"update type {shown!r} not used")
+        invoice = update.get("payload")
+        if not isinstance(invoice, dict) or not _is_id(invoice.get("invoice_id")):
             raise WebhookRejected(400, "invoice_paid without an invoice")
         try:
             amount = _amount(invoice)
         except MoneyError as exc:
-            raise WebhookRejected(400, f"bad amount: {exc}") from exc
+            raise WebhookRejected(400, f"bad amount: {str(exc)[:80]}") from exc
         payload = invoice.get("payload")
         return StatusReport(
             external_id=str(invoice["invoice_id"]),
@@ -196,11 +195,40 @@ class CryptoBotProvider:
         return data.get("result")
 
 
+def build_provider(
+    settings: Settings, http: aiohttp.ClientSession, *, timeout: float = 15.0
+) -> CryptoBotProvider | None:
+    """The provider from CRYPTOBOT_* settings, or None when no token is configured."""
+    if settings.cryptobot_token is None:
+        return None
+    return CryptoBotProvider(
+        http,
+        api_url=settings.cryptobot_api_url,
+        token=settings.cryptobot_token.get_secret_value(),
+        accepted_assets=settings.cryptobot_assets,
+        timeout=timeout,
+    )
+
+
+def _is_id(value: object) -> bool:
+    """Invoice ids are JSON integers (or digit strings); anything else is no invoice."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value < 2**63
+    return isinstance(value, str) and 0 < len(value) <= 20 and value.isascii() and value.isdigit()
+
+
 def _amount(invoice: Mapping[str, Any]) -> Money | None:
-    """The invoice amount for fiat invoices in a currency we know, else None."""
+    """The invoice amount for fiat invoices in a currency we know, else None.
+
+    Crypto Pay writes amounts as strings; a JSON number here is not what it sends."""
     if invoice.get("currency_type", "fiat") != "fiat":
         return None
-    return Money.parse(invoice.get("amount"), str(invoice.get("fiat")))
+    value = invoice.get("amount")
+    if not isinstance(value, str):
+        raise MoneyError("amount must be a string")
+    return Money.parse(value, str(invoice.get("fiat"))[:8])
 
 
 def _report(

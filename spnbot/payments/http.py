@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from spnbot.net.redirects import is_redirect
 from spnbot.payments.base import ProviderError
 
 
@@ -22,15 +23,29 @@ async def request_json(
     body: Mapping[str, Any] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON object). Network trouble and non-JSON answers raise ProviderError;
-    5xx and 429 are worth retrying, anything else is the provider saying no."""
+    5xx and 429 are worth retrying, anything else is the provider saying no.
+
+    A redirect is never followed (``headers`` carry credentials; see spnbot.net.redirects)."""
     try:
         async with session.request(
-            method, url, json=body, headers=dict(headers), timeout=timeout
+            method,
+            url,
+            json=body,
+            headers=dict(headers),
+            timeout=timeout,
+            allow_redirects=False,
         ) as response:
             http_status = response.status
-            raw = await response.read()
+            raw = b"" if is_redirect(http_status) else await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ProviderError(f"{service} unreachable: {exc!r}", retryable=True) from exc
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ProviderError(f"{service} unreachable: {detail[:200]}", retryable=True) from exc
+    if is_redirect(http_status):
+        raise ProviderError(
+            f"{service}: HTTP {http_status} redirect not followed (set the base URL to the "
+            "final address)",
+            retryable=False,
+        )
     try:
         data = json.loads(raw)  # a bad encoding is a ValueError too
     except ValueError:

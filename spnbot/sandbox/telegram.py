@@ -30,6 +30,7 @@ from spnbot.sandbox.telegram_actions import (
     user_message,
 )
 from spnbot.sandbox.telegram_api import BotApi, scope_key
+from spnbot.sandbox.telegram_files import REQUEST_LIMIT, StoredFile
 from spnbot.sandbox.telegram_models import (
     Button,
     CallbackAnswer,
@@ -117,7 +118,8 @@ class TelegramEmulator(StartStop):
 
     async def start(self) -> None:
         self._state.closing = False
-        app = web.Application()
+        # Uploads up to Telegram's own limit reach the Bot API code, which answers as Telegram does.
+        app = web.Application(client_max_size=REQUEST_LIMIT)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         # handler_cancellation: a getUpdates whose client went away must stop waiting.
@@ -213,6 +215,10 @@ class TelegramEmulator(StartStop):
     def fail_next(self, method: str, error_code: int = 429, retry_after: int = 1) -> None:
         """Make the next call of `method` fail with Telegram's error shape for `error_code`."""
         self._state.failures.setdefault(method.lower(), []).append((error_code, retry_after))
+
+    def files(self, user_id: int) -> list[StoredFile]:
+        """Every photo and document the bot sent into the chat, oldest first, with its bytes."""
+        return self._api.media.files.of_chat(user_id)
 
     def transcript(self, user_id: int | None = None) -> str:
         return "\n".join(str(e) for e in self._state.events if user_id in (None, e.user_id))

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from spnbot.sandbox.telegram_files import MediaMethods
 from spnbot.sandbox.telegram_markup import Formatted
 from spnbot.sandbox.telegram_models import CallbackAnswer, SentMessage
 from spnbot.sandbox.telegram_state import ChatState, SandboxState
@@ -75,6 +76,7 @@ class BotApi:
         self._webhook_attempts = webhook_attempts
         self._webhook_retry_delay = webhook_retry_delay
         self._poll_generation = 0
+        self.media = MediaMethods(state, self._publish)
         handlers: dict[str, Handler] = {
             "getMe": self.get_me,
             "getUpdates": self.get_updates,
@@ -82,6 +84,8 @@ class BotApi:
             "deleteWebhook": self.delete_webhook,
             "getWebhookInfo": self.get_webhook_info,
             "sendMessage": self.send_message,
+            "sendPhoto": self.media.send_photo,
+            "sendDocument": self.media.send_document,
             "editMessageText": self.edit_message_text,
             "editMessageReplyMarkup": self.edit_message_reply_markup,
             "deleteMessage": self.delete_message,
@@ -280,7 +284,7 @@ class BotApi:
 
     async def edit_message_text(self, p: Params) -> Any:
         chat, msg = self._editable(p)
-        if msg.invoice:
+        if msg.invoice or msg.photo or msg.document:
             raise bad_request("there is no text in the message to edit")
         shown = self._formatted(p)
         entities = shown.api_entities(self._user)

@@ -30,6 +30,13 @@ class SentMessage:
     buttons: list[list[Button]] = field(default_factory=list)
     reply_markup: dict[str, Any] | None = None  # the inline keyboard exactly as sent
     invoice: dict[str, Any] | None = None
+    # sendPhoto / sendDocument: the Bot API objects answered, the bytes as uploaded, the caption
+    # as sent (plain_text holds it as a user sees it).
+    photo: list[dict[str, Any]] | None = None
+    document: dict[str, Any] | None = None
+    photo_bytes: bytes | None = None
+    document_bytes: bytes | None = None
+    caption: str | None = None
     parse_mode: str | None = None
     reply_keyboard: list[list[str]] | None = None  # a ReplyKeyboardMarkup sent with it
     link_preview_disabled: bool = False
@@ -39,6 +46,10 @@ class SentMessage:
     sent_at: float = field(default_factory=time.monotonic)
     edited_at: float | None = None
     seq: int = 0  # event sequence number of the last change (compare with `mark()`)
+
+    @property
+    def document_name(self) -> str | None:
+        return None if self.document is None else self.document.get("file_name")
 
     @property
     def button_texts(self) -> list[str]:
@@ -56,6 +67,9 @@ class SentMessage:
         if self.invoice:
             inv = self.invoice
             shown = f"[invoice] {inv['title']}: {inv['total_amount']} {inv['currency']}"
+        elif self.photo or self.document:
+            what = "[photo]" if self.photo else f"[document {self.document_name}]"
+            shown = f"{what} {shown}".rstrip()
         flags = " (edited)" if self.edited else ""
         flags += " (deleted)" if self.deleted else ""
         buttons = f" [{' | '.join(self.button_texts)}]" if self.buttons else ""
@@ -66,8 +80,8 @@ class SentMessage:
 class Event:
     """One thing a human in the chat would notice, for transcripts.
 
-    kinds — user: "text", "sticker", "press", "pay"; bot: "message", "invoice", "edit",
-    "delete", "callback_answer", "pre_checkout_error", "refund".
+    kinds — user: "text", "sticker", "press", "pay"; bot: "message", "invoice", "photo",
+    "document", "edit", "delete", "callback_answer", "pre_checkout_error", "refund".
     """
 
     seq: int
@@ -83,6 +97,15 @@ class Event:
         arrow = f"user {self.user_id} >" if self.who == "user" else f"bot > {self.user_id}"
         buttons = f" [{' | '.join(self.buttons)}]" if self.buttons else ""
         return f"{arrow} {self.kind}: {self.text}{buttons}"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file part of a multipart/form-data request."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,11 @@ class SandboxState:
                 k: inv[k]
                 for k in ("title", "description", "start_parameter", "currency", "total_amount")
             }
+        elif message.photo or message.document:
+            media = {"photo": message.photo, "document": message.document}
+            obj.update((k, v) for k, v in media.items() if v)
+            if message.plain_text:
+                obj["caption"] = message.plain_text
         else:
             obj["text"] = message.plain_text
             if message.entities:

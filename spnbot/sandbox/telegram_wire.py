@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from spnbot.sandbox.telegram_markup import Formatted, MarkupError, UnsupportedParseMode, parse_text
-from spnbot.sandbox.telegram_models import Button
+from spnbot.sandbox.telegram_models import Button, Upload
 
 MAX_TEXT_LENGTH = 4096
 MAX_CALLBACK_DATA_BYTES = 64
@@ -184,10 +184,16 @@ async def read_request_params(request: web.Request) -> dict[str, Any]:
             raise bad_request("can't parse JSON object")
         params.update(body)
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, "Request Entity Too Large") from None
         for key, value in form.items():
-            # File uploads arrive as FileField; the sandbox only needs their bytes.
-            params[key] = value.file.read() if isinstance(value, web.FileField) else value
+            # A file part keeps its name and type too: documents are named after it.
+            if isinstance(value, web.FileField):
+                params[key] = Upload(value.filename, value.content_type, value.file.read())
+            else:
+                params[key] = value
     return params
 
 

@@ -16,8 +16,10 @@ from spnbot.domain.money import Money
 from spnbot.domain.states import GrantKind, JobStatus, PaymentStatus
 from spnbot.domain.tariffs import PlanLimits, Tariff
 from spnbot.services.grants import GrantRequest, grant_days
+from spnbot.services.reports import ReportService
 from spnbot.services.rewards import normalize_code
 from spnbot.store import jobs as queue
+from spnbot.store import stats as stats_store
 from spnbot.store.db import Database
 from spnbot.store.dialect import insert_ignoring_conflicts
 from spnbot.store.models import Base, Grant, Payment, PromoCode, User
@@ -60,7 +62,10 @@ class Stats:
     users_week: int
     active_subscriptions: int
     paid_today: tuple[ProviderTotal, ...]
-    paid_month: tuple[ProviderTotal, ...]
+    days: int  # the period the next three cover: the last `days` days up to now
+    paid_period: tuple[ProviderTotal, ...]
+    payers_period: int  # distinct customers who paid in the period
+    ever_paid: bool
     pending_payments: int
     jobs_waiting: int
     jobs_failed: int
@@ -108,6 +113,7 @@ class AdminService:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
+        self.reports = ReportService(db, clock=clock)
 
     async def create_code(
         self, code: str, days: int, limit: int, expires_at: datetime | None, created_by: int
@@ -159,9 +165,10 @@ class AdminService:
         log.info("admin %s granted %s days to %s", admin_id, days, tg_id)
         return Given(GiveResult.GRANTED, grant.new_expiry)
 
-    async def stats(self, now: datetime | None = None) -> Stats:
+    async def stats(self, now: datetime | None = None, *, days: int = 30) -> Stats:
         now = now or self._clock()
         today = moscow_day_start(now)
+        _, since = self.reports.window(days, now)
         async with self._db.transaction() as session:
             jobs = await queue.counts(session)
             return Stats(
@@ -170,7 +177,10 @@ class AdminService:
                 users_week=await _count(session, User, User.created_at >= now - timedelta(days=7)),
                 active_subscriptions=await _count(session, User, User.expires_at > now),
                 paid_today=await _paid_since(session, today),
-                paid_month=await _paid_since(session, now - timedelta(days=30)),
+                days=days,
+                paid_period=await _paid_since(session, since),
+                payers_period=await stats_store.payers_between(session, since, now),
+                ever_paid=await stats_store.ever_paid(session),
                 pending_payments=await _count(
                     session, Payment, Payment.status == PaymentStatus.PENDING
                 ),

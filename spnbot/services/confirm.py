@@ -15,7 +15,7 @@ import enum
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.reports import ProviderStatus, StatusReport
@@ -25,7 +25,7 @@ from spnbot.services.grants import GrantRequest, grant_days, grant_many
 from spnbot.services.notices import Notice, NoticeButton, Screen
 from spnbot.services.notify import ADMIN_BATCH_WINDOW, ADMIN_NOTICE, NOTIFY, notify_payload
 from spnbot.store.group_commit import GroupCommit, Transactional
-from spnbot.store.jobs import ClaimedJob, NewJob
+from spnbot.store.jobs import ClaimedJob, Lease, NewJob
 from spnbot.store.payments import PaymentRow
 from spnbot.store.uow import Tx
 
@@ -70,9 +70,11 @@ class PaymentConfirmer:
         referral_bonus_days: int,
         clock: Callable[[], datetime] = utcnow,
         adopt: Adopt | None = None,
+        lease: Lease | None = None,
         fulfil_wait: float = 5.0,
-        lease: timedelta = timedelta(minutes=2),
     ) -> None:
+        """``adopt`` with ``lease``: follow-up jobs are written claimed by this instance and
+        run here at once (without them, any runner claims them)."""
         self._store = store
         self._referral_days = referral_bonus_days
         self._clock = clock
@@ -133,7 +135,7 @@ class PaymentConfirmer:
             tx,
             [_grant_for(payment) for _, payment in confirmed],
             now=now,
-            claim_lease=self._lease if self._adopt is not None else None,
+            claim_lease=self._lease if self._adopt is not None else None,  # else: any runner
         )
         referred = [
             p.user_id for (_, p), g in zip(confirmed, grants, strict=True) if g and g.referrer_id

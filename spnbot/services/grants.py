@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from spnbot.domain.expiry import stack_extensions
 from spnbot.domain.states import GrantKind
-from spnbot.store.jobs import ClaimedJob, NewJob
+from spnbot.store.jobs import ClaimedJob, Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
 from spnbot.store.plans import AssignedPlan
 from spnbot.store.uow import Tx
@@ -57,7 +57,7 @@ async def grant_many(
     requests: Sequence[GrantRequest],
     *,
     now: datetime,
-    claim_lease: timedelta | None = None,
+    claim_lease: Lease | None = None,
 ) -> list[GrantResult | None]:
     """``grant_days`` for several grants in a handful of statements, whatever their number.
 

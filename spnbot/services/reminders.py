@@ -11,12 +11,14 @@ from spnbot.domain.expiry import utcnow
 from spnbot.services.notices import Notice, NoticeButton, Screen
 from spnbot.services.notify import NOTIFY, notify_payload
 from spnbot.store import jobs as queue
+from spnbot.store import sent_marks
 from spnbot.store.db import Database
 from spnbot.store.models import User
 from spnbot.store.plans import TRIAL_PLAN
 
 # Users whose subscription ended longer ago than this are not told again (e.g. on first deploy).
 EXPIRED_GRACE = timedelta(days=1)
+MARK_MARGIN = timedelta(days=1)
 
 
 def stage_for(left: timedelta, days_before: Sequence[int]) -> str | None:
@@ -42,8 +44,9 @@ class ReminderService:
     async def run_once(self) -> int:
         """Enqueue every reminder that is due; returns how many were new.
 
-        The job's dedup key names the user, the stage and the expiry it is about, so each is
-        sent once per subscription period, by however many instances run this.
+        The key names the user, the stage and the expiry it is about, so each is sent once per
+        subscription period, by however many instances run this. It is a sent mark, not only
+        the job's dedup key: done jobs are pruned, and the mark outlives the reminder's window.
         """
         now = self._clock()
         horizon = now + timedelta(days=max(self._days, default=0))
@@ -57,13 +60,26 @@ class ReminderService:
                     User.blocked_at.is_(None),
                 )
             )
-            for user_id, expires_at, plan_code in rows.all():
+            rows_all = rows.all()
+            due: dict[str, tuple[int, str, datetime]] = {}
+            trial_users = {user_id for user_id, _, plan in rows_all if plan == TRIAL_PLAN}
+            for user_id, expires_at, _ in rows_all:
                 assert expires_at is not None  # filtered in SQL
                 stage = stage_for(expires_at - now, self._days)
-                if stage is None:
+                if stage is not None:
+                    key = f"remind:{stage}:{user_id}:{int(expires_at.timestamp())}"
+                    due[key] = (user_id, stage, expires_at)
+            # The scan stops finding a user once the expiry is EXPIRED_GRACE past: keep the
+            # mark a day longer than that, against clocks of several instances that disagree.
+            fresh = await sent_marks.mark_new(
+                session,
+                [(key, exp + EXPIRED_GRACE + MARK_MARGIN) for key, (_, _, exp) in due.items()],
+                now=now,
+            )
+            for key, (user_id, stage, expires_at) in due.items():
+                if key not in fresh:
                     continue
-                notice = _notice(stage, expires_at, trial=plan_code == TRIAL_PLAN)
-                key = f"remind:{stage}:{user_id}:{int(expires_at.timestamp())}"
+                notice = _notice(stage, expires_at, trial=user_id in trial_users)
                 if await queue.enqueue(
                     session, NOTIFY, notify_payload(user_id, notice), dedup_key=key
                 ):

@@ -54,8 +54,16 @@ class _Abort(Exception):
         self.result = result
 
 
+CODE_MAX_LENGTH = 32  # promo_codes.code
+
+
 def normalize_code(code: str) -> str:
     return code.strip().upper()
+
+
+def is_plausible_code(code: str) -> bool:
+    """What could be a stored code: short and printable (no NUL, which PostgreSQL refuses)."""
+    return 0 < len(code) <= CODE_MAX_LENGTH and code.isprintable()
 
 
 class RewardsService:
@@ -96,6 +104,8 @@ class RewardsService:
     async def redeem(self, user_id: int, raw_code: str) -> Redemption:
         """Case-insensitive; active, unexpired, under its limit, once per user — all or nothing."""
         code = normalize_code(raw_code)
+        if not is_plausible_code(code):
+            return Redemption(PromoResult.UNKNOWN)
         now = self._clock()
         try:
             async with self._db.transaction() as session:

@@ -14,6 +14,9 @@ from spnbot.store.db import Database
 from spnbot.store.dialect import insert_ignoring_conflicts
 from spnbot.store.models import Referral, User
 
+USERNAME_MAX = 64  # users.username
+FIRST_NAME_MAX = 128  # users.first_name
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -26,6 +29,14 @@ class Profile:
     created: bool = False
     plan_code: str | None = None  # the plan whose limits the panel user carries, if any
     plan_limits: PlanLimits | None = None
+
+
+def clean_name(value: str | None, limit: int) -> str | None:
+    """A name from Telegram as we store it: no NUL (PostgreSQL refuses it), at most ``limit``
+    characters (the column's size)."""
+    if value is None:
+        return None
+    return value.replace("\x00", "")[:limit] or None
 
 
 def language_for(code: str | None) -> str:
@@ -49,6 +60,10 @@ class UserService:
     ) -> Profile:
         """Create the user on first contact (recording a referrer only then); else load it."""
         now = self._clock()
+        username = clean_name(username, USERNAME_MAX)
+        first_name = clean_name(first_name, FIRST_NAME_MAX)
+        if referrer_id is not None and not 0 < referrer_id < 2**63:
+            referrer_id = None  # not an id any user can have
         async with self._db.transaction() as session:
             created = await session.execute(
                 insert_ignoring_conflicts(session, User)

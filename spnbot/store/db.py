@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from spnbot.store import tls
+
 # SQLite writers wait this long for the write lock instead of failing at once.
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -44,10 +46,16 @@ class Database:
             # No pre-ping (a round trip per transaction); stale connections are recycled and a
             # failed statement is retried by its caller (job runner, provider, reconciler).
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+            connect_args: dict[str, Any] = {}
+            ssl = tls.connect_ssl(url.query)  # libpq's sslmode meanings, see spnbot.store.tls
+            if ssl is not None:
+                connect_args["ssl"] = ssl
+            url = url.difference_update_query(tls.QUERY_KEYS)
             if self.pooled:
                 url = url.difference_update_query(["pooler"])
-                kwargs["connect_args"] = {"statement_cache_size": 0}
+                connect_args["statement_cache_size"] = 0
                 url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+            kwargs["connect_args"] = connect_args
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _tune_sqlite(self.engine)

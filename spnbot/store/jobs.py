@@ -14,7 +14,7 @@ from spnbot.domain.backoff import backoff
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.states import JobStatus
 from spnbot.store.dialect import insert_ignoring_conflicts, is_postgres
-from spnbot.store.models import JOBS
+from spnbot.store.models import INSTANCES, JOBS
 
 NOTIFY_CHANNEL = "spn_jobs"
 DEFAULT_MAX_ATTEMPTS = 12  # with the capped backoff: about 50 minutes of attempts
@@ -29,6 +29,21 @@ class ClaimedJob:
     payload: dict[str, Any]
     attempts: int  # including this one
     max_attempts: int
+
+
+# An instance whose heartbeat is older than this is dead: its running jobs are taken over.
+# Heartbeats go out every 2 s, so a live instance is never mistaken for a dead one unless its
+# database writes stall for several seconds (then a job may run twice: every job is safe to
+# repeat, and the customer's activation message is the only thing a repeat can show).
+DEAD_AFTER = timedelta(seconds=6)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who runs a claimed job, and until when another runner must leave it alone."""
+
+    owner: str  # the instance id
+    duration: timedelta
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,7 @@ async def enqueue(
 
 
 async def enqueue_many(
-    session: AsyncSession, jobs: Sequence[NewJob], *, claim_lease: timedelta | None = None
+    session: AsyncSession, jobs: Sequence[NewJob], *, claim_lease: Lease | None = None
 ) -> list[ClaimedJob | None]:
     """Add several jobs in one statement; per job, what was added (None: dedup key taken).
 
@@ -81,7 +96,8 @@ async def enqueue_many(
             "attempts": 1 if claimed else 0,
             "max_attempts": job.max_attempts,
             "run_after": now + (job.delay or timedelta(0)),
-            "locked_until": now + claim_lease if claim_lease is not None else None,
+            "locked_until": now + claim_lease.duration if claim_lease is not None else None,
+            "locked_by": claim_lease.owner if claim_lease is not None else None,
             "created_at": now,
             "updated_at": now,
         }
@@ -119,9 +135,10 @@ async def enqueue_many(
 
 
 async def claim(
-    session: AsyncSession, *, limit: int, lease: timedelta, kinds: list[str] | None = None
+    session: AsyncSession, *, limit: int, lease: Lease, kinds: list[str] | None = None
 ) -> list[ClaimedJob]:
-    """Take up to ``limit`` due jobs, including ones whose runner died mid-lease.
+    """Take up to ``limit`` due jobs, including ones whose runner died: its lease ran out, or
+    its instance's heartbeat stopped (``DEAD_AFTER``), whichever comes first.
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets several instances claim side by side.
     SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so claims are serial.
@@ -134,6 +151,11 @@ async def claim(
         (JOBS.c.status == JobStatus.PENDING) & (JOBS.c.run_after <= now),
         # A runner died mid-lease:
         (JOBS.c.status == JobStatus.RUNNING) & (JOBS.c.locked_until < now),
+        # An instance stopped beating (kill -9, a crashed host): no need to wait for its lease.
+        (JOBS.c.status == JobStatus.RUNNING)
+        & JOBS.c.locked_by.in_(
+            select(INSTANCES.c.id).where(INSTANCES.c.heartbeat_at < now - DEAD_AFTER)
+        ),
     ):
         if len(ids) >= limit:
             break
@@ -150,7 +172,8 @@ async def claim(
         .values(
             status=JobStatus.RUNNING,
             attempts=JOBS.c.attempts + 1,
-            locked_until=now + lease,
+            locked_until=now + lease.duration,
+            locked_by=lease.owner,
             updated_at=now,
         )
         .returning(JOBS.c.id, JOBS.c.kind, JOBS.c.payload, JOBS.c.attempts, JOBS.c.max_attempts)
@@ -189,13 +212,20 @@ async def fail(session: AsyncSession, job: ClaimedJob, error: str) -> bool:
     return gave_up
 
 
-async def next_due(session: AsyncSession) -> datetime | None:
-    """When the earliest waiting job becomes due (for the runner's sleep)."""
+async def next_due(session: AsyncSession, *, me: str | None = None) -> datetime | None:
+    """When the earliest waiting job becomes due (for the runner's sleep): a pending job's
+    time, a lease running out, or another instance holding jobs being declared dead."""
     pending = select(func.min(JOBS.c.run_after)).where(JOBS.c.status == JobStatus.PENDING)
     leased = select(func.min(JOBS.c.locked_until)).where(JOBS.c.status == JobStatus.RUNNING)
+    holders = select(JOBS.c.locked_by).where(JOBS.c.status == JobStatus.RUNNING)
+    owners = select(func.min(INSTANCES.c.heartbeat_at)).where(
+        INSTANCES.c.id.in_(holders), INSTANCES.c.id != (me or "")
+    )
+    last_beat = (await session.execute(owners)).scalar()
     times = [
         (await session.execute(pending)).scalar(),
         (await session.execute(leased)).scalar(),
+        last_beat + DEAD_AFTER if last_beat is not None else None,
     ]
     present = [t for t in times if t is not None]
     return min(present) if present else None
@@ -226,6 +256,7 @@ async def release(session: AsyncSession, job_id: int) -> None:
             status=JobStatus.PENDING,
             run_after=now,
             locked_until=None,
+            locked_by=None,
             attempts=JOBS.c.attempts - 1,
             updated_at=now,
         )
@@ -249,7 +280,7 @@ class JobOutbox:
         return await enqueue(self._session, kind, payload, dedup_key=dedup_key, delay=delay)
 
     async def add_many(
-        self, jobs: Sequence[NewJob], *, claim_lease: timedelta | None = None
+        self, jobs: Sequence[NewJob], *, claim_lease: Lease | None = None
     ) -> list[ClaimedJob | None]:
         return await enqueue_many(self._session, jobs, claim_lease=claim_lease)
 

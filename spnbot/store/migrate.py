@@ -37,8 +37,10 @@ async def pending(db: Database) -> bool:
     return await current_revision(db) != head()
 
 
-async def upgrade(db: Database) -> tuple[str | None, str | None]:
-    """Apply pending migrations; returns (before, after). Safe to run from several instances."""
+async def upgrade(db: Database, target: str = "head") -> tuple[str | None, str | None]:
+    """Apply pending migrations (up to ``target``, default all); returns (before, after).
+
+    Safe to run from several instances."""
     if db.is_sqlite:
         Path(str(db.url.database)).parent.mkdir(parents=True, exist_ok=True)
     before = await current_revision(db)
@@ -50,7 +52,7 @@ async def upgrade(db: Database) -> tuple[str | None, str | None]:
         def _run(sync_conn: Any) -> None:
             cfg = alembic_config()
             cfg.attributes["connection"] = sync_conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, target)
 
         await conn.run_sync(_run)
     return before, await current_revision(db)

@@ -173,9 +173,22 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer)
     run_after: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The instance running it: a job of an instance whose heartbeat stopped is taken over at
+    # once instead of after its lease.
+    locked_by: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Instance(Base):
+    """A running SPN process that runs jobs; its heartbeat says it is alive."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Broadcast(Base):
@@ -196,9 +209,27 @@ class Broadcast(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class SentMark(Base):
+    """ "Already sent" for things a periodic scan would otherwise enqueue again (reminders).
+
+    A job's dedup key only guards while the job row exists, and done jobs are pruned; a mark
+    lives until ``keep_until``, after which the scan can no longer find the thing it guards.
+    """
+
+    __tablename__ = "sent_marks"
+    __table_args__ = (Index("ix_sent_marks_keep_until", "keep_until"),)
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    keep_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Core handles on the hot tables: set-based statements on them cost a fraction of the CPU of
 # ORM-enabled ones (the job queue, grants, confirmations, panel sync).
 USERS: Table = User.__table__  # type: ignore[assignment]
 PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 GRANTS: Table = Grant.__table__  # type: ignore[assignment]
 JOBS: Table = Job.__table__  # type: ignore[assignment]
+INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
+BROADCASTS: Table = Broadcast.__table__  # type: ignore[assignment]
+SENT_MARKS: Table = SentMark.__table__  # type: ignore[assignment]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from sqlalchemy import func, select
 from spnbot.store import jobs as queue
 from spnbot.store.db import Database
 from spnbot.store.models import Payment
+
+log = logging.getLogger(__name__)
 
 # Confirmation → activation: sub-second normally; minutes when the panel was down.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200)
@@ -56,6 +59,11 @@ class Metrics:
             registry=self.registry,
         )
         self.jobs = Gauge("spn_jobs", "Jobs by status", ["status"], registry=self.registry)
+        self.database_up = Gauge(
+            "spn_database_up",
+            "1 when the last scrape could read the database, else 0",
+            registry=self.registry,
+        )
 
     async def refresh(self, db: Database) -> None:
         """Database-backed gauges are read at scrape time, so every instance reports the truth."""
@@ -74,7 +82,16 @@ class Metrics:
 
     def handler(self, db: Database) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def metrics(_request: web.Request) -> web.Response:
-            await self.refresh(db)
+            # The database gauges go stale while it is down; the process metrics still answer.
+            try:
+                await self.refresh(db)
+            except Exception as exc:
+                log.warning("metrics: database unreachable (%s)", type(exc).__name__)
+                self.payments.clear()  # unknown now: absent rather than stale
+                self.jobs.clear()
+                self.database_up.set(0)
+            else:
+                self.database_up.set(1)
             body = generate_latest(self.registry)
             return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

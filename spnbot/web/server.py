@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from spnbot.domain.networks import Network
 from spnbot.payments.base import PaymentProvider
@@ -27,6 +29,14 @@ async def _fault_barrier(
         return await handler(request)
     except web.HTTPException:
         raise
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        # e.g. "Content-Encoding: gzip" over a body that is not gzip
+        log.info("malformed request body in %s %s: %s", request.method, request.path, exc)
+        return web.json_response({"ok": False, "message": "malformed request body"}, status=400)
+    except (ConnectionResetError, ClientConnectionResetError) as exc:
+        # The client went away mid-request (or WEB_BODY_TIMEOUT cut it off): nothing to fix.
+        log.info("client disconnected during %s %s (%s)", request.method, request.path, exc)
+        return web.json_response({"ok": False, "message": "client disconnected"}, status=400)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.json_response({"ok": False, "message": "internal error"}, status=500)
@@ -55,10 +65,12 @@ def build_web_app(
         app.router.add_get("/1plat.txt", domain_verification)
 
     async def healthz(_request: web.Request) -> web.Response:
+        # Names what is down, never why: driver errors quote host, port and user.
         try:
             await db.ping()
         except Exception as exc:
-            return web.json_response({"status": "fail", "database": str(exc)[:200]}, status=503)
+            log.warning("healthz: database unreachable (%s)", type(exc).__name__)
+            return web.json_response({"status": "fail", "database": "unreachable"}, status=503)
         return web.json_response({"status": "ok", "database": "ok"})
 
     app.router.add_get("/healthz", healthz)

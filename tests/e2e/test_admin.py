@@ -108,10 +108,13 @@ async def test_stats_and_user_card(stack: Stack) -> None:
         await stack.tg.wait_for_message(uid, contains="Оплата прошла успешно")
     await stack.jobs_settled()
 
-    shown = (await _say(stack, admin, "/stats", "📊 Статистика")).plain_text
+    chart = await _say(stack, admin, "/stats", "📊 Статистика")
+    assert chart.photo is not None  # the chart; tests/e2e/test_stats_chart.py looks at it
+    shown = chart.plain_text
     assert "Пользователи: 4" in shown and "Новых сегодня: 4, за 7 дней: 4" in shown
     assert "Активных подписок: 3" in shown
-    today, month = shown.split("Оплаты за 30 дней:")
+    assert "Платящих клиентов за 30 дн.: 3" in shown
+    today, month = shown.split("Оплаты за 30 дн.:")
     for period in (today, month):
         assert "oneplat: 2 шт., 200 ₽" in period
         assert "stars: 1 шт., 50 ⭐" in period
@@ -142,7 +145,11 @@ async def test_wrong_arguments_answer_usage_and_non_admins_see_nothing(stack: St
         "/give_sub 8301": "/give_sub TG_ID DAYS",
         "/give_sub x 5": "/give_sub TG_ID DAYS",
         "/give_sub 8301 -5": "/give_sub TG_ID DAYS",
-        "/stats please": "/stats",
+        "/stats please": "/stats [DAYS]",
+        "/stats 0": "/stats [DAYS]",
+        "/stats 366": "/stats [DAYS]",
+        "/stats 7 30": "/stats [DAYS]",
+        "/stats -5": "/stats [DAYS]",
         "/user": "/user TG_ID",
         "/user me": "/user TG_ID",
         "/broadcast": "/broadcast all|active|expired TEXT",
@@ -234,7 +241,9 @@ async def _claimed_broadcast(stack: Stack, text: str) -> ClaimedJob:
         session.add(row)
         await session.flush()
         await queue.enqueue(session, BROADCAST, {"broadcast_id": row.id})
-        [job] = await queue.claim(session, limit=1, lease=timedelta(minutes=5), kinds=[BROADCAST])
+        [job] = await queue.claim(
+            session, limit=1, lease=queue.Lease("test", timedelta(minutes=5)), kinds=[BROADCAST]
+        )
     return job
 
 

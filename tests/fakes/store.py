@@ -20,7 +20,7 @@ from spnbot.domain.money import Money
 from spnbot.domain.settle import PAYABLE
 from spnbot.domain.states import GrantKind, JobStatus, PaymentStatus
 from spnbot.store.accounts import GrantTarget, PanelLink, SyncState
-from spnbot.store.jobs import ClaimedJob, NewJob
+from spnbot.store.jobs import ClaimedJob, Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
 from spnbot.store.payments import NewPayment, PaymentRow, Pending
 from spnbot.store.plans import AssignedPlan
@@ -239,7 +239,7 @@ class FakeJobs:
         return (await self.add_many([NewJob(kind, payload, dedup_key, delay)]))[0] is not None
 
     async def add_many(
-        self, jobs: Sequence[NewJob], *, claim_lease: timedelta | None = None
+        self, jobs: Sequence[NewJob], *, claim_lease: Lease | None = None
     ) -> list[ClaimedJob | None]:
         now = self._clock()
         keys = {j.dedup_key for j in self.s.jobs.values() if j.dedup_key}
@@ -260,7 +260,7 @@ class FakeJobs:
                 JobStatus.RUNNING if claimed else JobStatus.PENDING,
                 int(claimed),
                 now + (job.delay or timedelta(0)),
-                now + claim_lease if claim_lease is not None else None,
+                now + claim_lease.duration if claim_lease is not None else None,
             )
             out.append(ClaimedJob(jid, job.kind, job.payload, int(claimed), job.max_attempts))
         return out

@@ -15,6 +15,7 @@ from spnbot.domain.states import GrantKind
 from spnbot.services.grants import GrantConflict, GrantRequest, grant_days, grant_many
 from spnbot.store.db import Database
 from spnbot.store.group_commit import GroupCommit
+from spnbot.store.jobs import Lease
 from spnbot.store.models import Grant, Job, User
 from spnbot.store.uow import Store
 
@@ -81,7 +82,9 @@ async def test_grant_many_stacks_like_grants_one_at_a_time(db: Database) -> None
         GrantRequest(2, 7, GrantKind.GIFT, "2"),
     ]
     async with Store(db).transaction() as tx:
-        results = await grant_many(tx, requests, now=NOW, claim_lease=timedelta(minutes=1))
+        results = await grant_many(
+            tx, requests, now=NOW, claim_lease=Lease("test", timedelta(minutes=1))
+        )
     assert [r.new_expiry if r else None for r in results] == [
         NOW + timedelta(days=30),
         running + timedelta(days=30),

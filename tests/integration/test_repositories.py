@@ -15,7 +15,7 @@ from spnbot.domain.money import Money
 from spnbot.domain.states import GrantKind, PaymentStatus
 from spnbot.store import migrate
 from spnbot.store.db import Database
-from spnbot.store.jobs import NewJob
+from spnbot.store.jobs import Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
 from spnbot.store.models import USERS, Referral
 from spnbot.store.payments import NewPayment
@@ -140,7 +140,8 @@ async def test_job_dedup_keys_are_used_once(port: Port) -> None:
         assert await tx.jobs.add("notify", {"a": 1}, dedup_key="k1")
         assert not await tx.jobs.add("notify", {"a": 2}, dedup_key="k1")
         added = await tx.jobs.add_many(
-            [NewJob("sync", {}, "k2"), NewJob("sync", {}, "k1")], claim_lease=timedelta(minutes=2)
+            [NewJob("sync", {}, "k2"), NewJob("sync", {}, "k1")],
+            claim_lease=Lease("test", timedelta(minutes=2)),
         )
     assert added[0] is not None and added[0].attempts == 1 and added[1] is None
 

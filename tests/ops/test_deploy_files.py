@@ -151,6 +151,7 @@ def test_unit_settings() -> None:
     assert d["ExecStartPre"] == [f"{SERVER_BIN} migrate"]
     assert d["Restart"] == ["on-failure"]
     assert d["KillSignal"] == ["SIGTERM"] and d["TimeoutStopSec"] == ["30"]
+    assert int(d["LimitNOFILE"][0]) >= 8192  # the soft default of 1024 starves the server
     assert d["ProtectSystem"] == ["strict"]
     assert d["ReadWritePaths"] == [f"{SERVER_DIR}/data"]
     for flag in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from spnbot.domain.money import Money
-from spnbot.payments.base import InvoiceRequest, ProviderStatus, WebhookRejected, WebhookVerifier
+from spnbot.payments import safe_json
+from spnbot.payments.base import (
+    InvoiceRequest,
+    ProviderStatus,
+    WebhookAck,
+    WebhookRejected,
+    WebhookVerifier,
+)
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.sandbox.cryptopay import CryptoPayEmulator
 
@@ -96,18 +104,62 @@ def test_signed_but_malformed(
     )
 
 
-async def test_other_update_types_change_nothing(
+async def test_other_update_types_are_acknowledged(
     cryptobot: CryptoBotProvider, cryptopay_emulator: CryptoPayEmulator, invoice_id: str
 ) -> None:
+    """A signed update we do not use settles nothing and is answered 200 (a 4xx would make
+    Crypto Pay retry it for three days)."""
     body = cryptopay_emulator.build_webhook(invoice_id, update_type="invoice_expired")
-    report = cryptobot.parse_webhook(
+    result = cryptobot.parse_webhook(
         {"crypto-pay-api-signature": cryptopay_emulator.sign(body)}, body
     )
-    assert (report.external_id, report.status, report.raw_status) == (
-        invoice_id,
-        ProviderStatus.PENDING,
-        "invoice_expired",
+    assert isinstance(result, WebhookAck) and "invoice_expired" in result.reason
+    for raw in (b'{"update_type":7}', b'{"payload":{"invoice_id":1}}', b'{"update_type":null}'):
+        signed = {"crypto-pay-api-signature": cryptopay_emulator.sign(raw)}
+        assert isinstance(cryptobot.parse_webhook(signed, raw), WebhookAck)
+    # Unsigned, the same body is refused before anything in it is read.
+    assert rejected(cryptobot, body, {}) == 403
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 30000,
+        b'{"a":' * 900 + b"1" + b"}" * 900,
+        b'{"update_type":"invoice_paid","payload":{"invoice_id":1,"amount":"1e999999999",'
+        b'"fiat":"RUB"}}',
+        b'{"update_type":"invoice_paid","payload":{"invoice_id":1,"amount":"1e999990",'
+        b'"fiat":"RUB"}}',
+        b'{"update_type":"invoice_paid","payload":{"invoice_id":1'
+        + b"0" * 4000
+        + b',"amount":"1"}}',
+        b'{"update_type":"invoice_paid","payload":{"invoice_id":1,"amount":1.5e999,"fiat":"RUB"}}',
+        b'{"update_type":"invoice_paid","payload":{"invoice_id":"\\u00b2","amount":"1"}}',
+        b'{"update_type":"invoice_paid","payload":{"invoice_id":1,"amount":NaN,"fiat":"RUB"}}',
+        b"\xff\xfe{}",
+    ],
+)
+def test_signed_but_hostile(
+    cryptobot: CryptoBotProvider, cryptopay_emulator: CryptoPayEmulator, raw: bytes
+) -> None:
+    """Deep nesting, huge exponents and odd ids, even correctly signed, are a quick 400."""
+    started = time.perf_counter()
+    assert (
+        rejected(cryptobot, raw, {"crypto-pay-api-signature": cryptopay_emulator.sign(raw)}) == 400
     )
+    assert time.perf_counter() - started < 0.5
+
+
+def test_unsigned_hostile_bodies_are_refused_unread(
+    cryptobot: CryptoBotProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signature comes first: an unsigned body never reaches the JSON reader."""
+
+    def must_not_parse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("parsed before the signature was checked")
+
+    monkeypatch.setattr(safe_json, "loads", must_not_parse)
+    assert rejected(cryptobot, b"[" * 30000, {"crypto-pay-api-signature": "00"}) == 403
 
 
 async def test_delivery_over_http(

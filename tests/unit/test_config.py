@@ -102,7 +102,8 @@ def test_providers_and_panel_enabled_by_their_credentials(load: Load) -> None:
     [
         ("postgresql://spn:pw@db.example.com:5432/spn", {}),
         ("postgres://spn:pw@db.example.com:5432/spn", {}),
-        ("postgresql://spn:pw@db.example.com:5432/spn?sslmode=require", {"ssl": "require"}),
+        # Kept for spnbot.store.tls, which turns it into asyncpg's TLS context.
+        ("postgresql://spn:pw@db.example.com:5432/spn?sslmode=require", {"sslmode": "require"}),
     ],
     ids=["postgresql", "postgres", "sslmode"],
 )

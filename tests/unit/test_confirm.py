@@ -14,6 +14,7 @@ from spnbot.domain.states import GrantKind, PaymentStatus
 from spnbot.services.confirm import Outcome, PaymentConfirmer
 from spnbot.services.grants import PANEL_SYNC
 from spnbot.services.notify import ADMIN_NOTICE, NOTIFY
+from spnbot.store.jobs import Lease
 from tests.fakes.store import FakePayments, FakeStore, FakeTx
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -222,7 +223,9 @@ async def test_follow_ups_are_handed_to_this_process_when_it_can_run_them(store:
         adopted.extend(jobs)
         return []
 
-    await confirmer(store, adopt=adopt).apply("oneplat", paid(), via="webhook")
+    await confirmer(store, adopt=adopt, lease=Lease("me", timedelta(minutes=2))).apply(
+        "oneplat", paid(), via="webhook"
+    )
     [job] = adopted
     assert job.kind == PANEL_SYNC and job.attempts == 1
     assert store.state.jobs[job.id].status == "running"  # claimed already, leased to us

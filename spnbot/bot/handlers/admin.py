@@ -1,4 +1,4 @@
-"""Operator commands: /new_code, /give_sub, /stats, /user, /broadcast.
+"""Operator commands: /new_code, /give_sub, /stats, /export, /user, /broadcast.
 
 The router only lets admins in. For anyone else these are unknown commands that fall through
 to the fallback menu, so nobody learns they exist.
@@ -6,12 +6,14 @@ to the fallback menu, so nobody learns they exist.
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.types import BufferedInputFile, Message
 
 from spnbot.bot.context import BotContext
 from spnbot.bot.limits import describe
@@ -27,6 +29,8 @@ from spnbot.services.admin import (
 )
 from spnbot.services.broadcast import MAX_TEXT, Audience
 from spnbot.services.devices import DeviceResult, DeviceView
+from spnbot.services.reports import MAX_DAYS as MAX_STATS_DAYS
+from spnbot.services.reports import ChartLabels
 from spnbot.services.rewards import normalize_code
 
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # what the promo-code input accepts, and no more
@@ -34,6 +38,8 @@ DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_DAYS = 3650  # a typo such as 30000 days is refused, not granted
 MAX_LIMIT = 1_000_000
 MAX_TG_ID = 2**63 - 1  # BIGINT
+DEFAULT_STATS_DAYS = 30
+TELEGRAM_DOCUMENT_LIMIT = 50 * 1024 * 1024  # what a bot may upload
 
 
 async def is_admin(message: Message, ctx: BotContext) -> bool:
@@ -121,10 +127,39 @@ async def give_sub(message: Message, command: CommandObject, ctx: BotContext, la
 
 
 async def stats(message: Message, command: CommandObject, ctx: BotContext, lang: str) -> None:
-    if command.args:
+    parts = (command.args or "").split()
+    days = _number(parts[0], MAX_STATS_DAYS) if len(parts) == 1 else DEFAULT_STATS_DAYS
+    if len(parts) > 1 or days is None:
         await message.answer(ctx.texts(lang, "admin_usage_stats"))
         return
-    await message.answer(render_stats(ctx, lang, await ctx.admin.stats()))
+    summary = await ctx.admin.stats(days=days)
+    text = render_stats(ctx, lang, summary)
+    if not summary.ever_paid:  # nothing to draw yet: the numbers and a word why
+        await message.answer(text + "\n\n" + ctx.texts(lang, "admin_stats_empty"))
+        return
+    reports = ctx.admin.reports
+    series = await reports.daily(days)
+    png = await reports.chart(series, chart_labels(ctx, lang, series.days))
+    await message.answer_photo(BufferedInputFile(png, f"stats-{days}d.png"), caption=text)
+
+
+def chart_labels(ctx: BotContext, lang: str, days: Sequence[date]) -> ChartLabels:
+    # Plain text drawn on the image: templates as written, nothing HTML-escaped.
+    def label(key: str, **params: object) -> str:
+        return ctx.texts.template(lang, f"admin_chart_{key}").format(**params)
+
+    return ChartLabels(
+        title=label(
+            "title",
+            days=len(days),
+            start=days[0].strftime("%d.%m.%Y"),
+            end=days[-1].strftime("%d.%m.%Y"),
+        ),
+        revenue_rub=label("revenue_rub"),
+        revenue_stars=label("revenue_stars"),
+        payers=label("payers"),
+        active=label("active"),
+    )
 
 
 def render_stats(ctx: BotContext, lang: str, s: Stats) -> str:
@@ -136,7 +171,9 @@ def render_stats(ctx: BotContext, lang: str, s: Stats) -> str:
         users_week=s.users_week,
         active=s.active_subscriptions,
         paid_today=Raw(_paid_lines(ctx, lang, s.paid_today)),
-        paid_month=Raw(_paid_lines(ctx, lang, s.paid_month)),
+        days=s.days,
+        paid_period=Raw(_paid_lines(ctx, lang, s.paid_period)),
+        payers=s.payers_period,
         pending=s.pending_payments,
         jobs_waiting=s.jobs_waiting,
         jobs_failed=s.jobs_failed,
@@ -156,6 +193,31 @@ def _paid_lines(ctx: BotContext, lang: str, totals: tuple[ProviderTotal, ...]) -
         )
         for t in totals
     )
+
+
+async def export(message: Message, command: CommandObject, ctx: BotContext, lang: str) -> None:
+    parts = (command.args or "").split()
+    what, dates = (parts[0] if parts else ""), [_date(p) for p in parts[1:]]
+    out = io.BytesIO()
+    today = utcnow().date().isoformat()
+    if what == "payments" and len(dates) <= 2 and None not in dates:
+        first, last = [*dates, None, None][:2]
+        if first is not None and last is not None and first > last:
+            await message.answer(ctx.texts(lang, "admin_export_bad_range"))
+            return
+        rows = await ctx.admin.reports.export_payments(out, first, last)
+        name = f"payments_{first or 'start'}_{last or today}.csv"
+    elif what == "customers" and not dates:
+        rows = await ctx.admin.reports.export_customers(out)
+        name = f"customers_{today}.csv"
+    else:
+        await message.answer(ctx.texts(lang, "admin_usage_export"))
+        return
+    if out.tell() > TELEGRAM_DOCUMENT_LIMIT:
+        await message.answer(ctx.texts(lang, "admin_export_too_big", what=what))
+        return
+    caption = ctx.texts(lang, f"admin_export_{what}", rows=rows)
+    await message.answer_document(BufferedInputFile(out.getvalue(), name), caption=caption)
 
 
 async def user(message: Message, command: CommandObject, ctx: BotContext, lang: str) -> None:
@@ -264,6 +326,7 @@ def build() -> Router:
     router.message.register(new_code, Command("new_code"))
     router.message.register(give_sub, Command("give_sub"))
     router.message.register(stats, Command("stats"))
+    router.message.register(export, Command("export"))
     router.message.register(user, Command("user"))
     router.message.register(broadcast, Command("broadcast"))
     return router

@@ -96,7 +96,9 @@ async def promo_cancel(query: CallbackQuery, state: FSMContext, ctx: BotContext,
 
 async def promo_code(message: Message, state: FSMContext, ctx: BotContext, lang: str) -> None:
     text = (message.text or "").strip()
-    if not text or text.startswith("/") or len(text) > 32:
+    # Codes are printable; NUL and other control characters (PostgreSQL refuses NUL in text)
+    # are a typo or an attack, never a code.
+    if not text or text.startswith("/") or len(text) > 32 or not text.isprintable():
         await message.answer(
             ctx.texts(lang, "promo_bad_input"),
             reply_markup=keyboards.back(ctx, lang, cb.PROMO_CANCEL),

@@ -14,12 +14,21 @@ from spnbot.bot.filters import DataIs
 from spnbot.bot.render import show
 from spnbot.services.users import Profile
 
+# Telegram ids are positive and fit 64 bits; a deep link is at most 64 characters, but a
+# forged one may be anything: "ref_²" passes isdigit(), 4000 zeros pass int().
+MAX_REFERRER_ID = 2**63 - 1
+MAX_ID_DIGITS = 19
+
 
 def parse_referrer(args: str | None) -> int | None:
+    """The referrer's id from ``ref_<id>``; None for anything that is not a plausible id."""
     if not args or not args.startswith("ref_"):
         return None
     tail = args.removeprefix("ref_")
-    return int(tail) if tail.isdigit() else None
+    if not (0 < len(tail) <= MAX_ID_DIGITS and tail.isascii() and tail.isdigit()):
+        return None
+    value = int(tail)
+    return value if 0 < value <= MAX_REFERRER_ID else None
 
 
 async def start(

@@ -1,0 +1,1 @@
+"""Outgoing HTTP rules shared by every client of an outside service."""

@@ -1,0 +1,1 @@
+"""What the operator reads: charts and CSV exports, built from data the services hand over."""
