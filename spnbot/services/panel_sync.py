@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # If a newer grant lands while we talk to the panel, we go round again (bounded).
 MAX_CONVERGE_ROUNDS = 5
+# Activation messages that carry the subscription link's QR code as a photo.
+QR_NOTICES = frozenset({"payment_success", "trial_started"})
 
 
 def panel_username(telegram_id: int) -> str:
@@ -193,8 +195,13 @@ class PanelSyncHandler:
             expires_at=state.expires_at.isoformat() if state.expires_at else None,
             subscription_url=panel_user.subscription_url if panel_user else None,
         )
+        # The link's QR code goes with the activation, for setting up a second device.
+        qr = params["subscription_url"] if template in QR_NOTICES else None
         return Notice(
-            template, params, [[NoticeButton("btn_my_subscription", screen=Screen.SUBSCRIPTION)]]
+            template,
+            params,
+            [[NoticeButton("btn_my_subscription", screen=Screen.SUBSCRIPTION)]],
+            qr=qr,
         )
 
     async def _tell_delayed(self, job: ClaimedJob) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import png
 import pytest
+import segno
 from sqlalchemy import delete, select
 
 from spnbot.bot import callbacks as cb
@@ -308,3 +310,52 @@ async def test_paid_customers_never_see_the_trial_button(shop: Products) -> None
             "traffic_reset": "NO_RESET",
             "squads": [],
         }
+
+
+# --- the QR code ------------------------------------------------------------------------------
+
+
+def qr_modules(png_bytes: bytes) -> list[list[bool]]:
+    """Read a QR photo back into its module grid: the scale and quiet zone are found from
+    the top-left finder pattern (7 modules wide), not assumed."""
+    width, height, rows, _ = png.Reader(bytes=png_bytes).asRGBA8()
+    pixels = [list(row) for row in rows]
+
+    def dark(x: int, y: int) -> bool:
+        r, g, b = pixels[y][4 * x : 4 * x + 3]
+        return r + g + b < 3 * 128
+
+    start = next(i for i in range(min(width, height)) if dark(i, i))
+    run = next(i for i in range(start, width) if not dark(i, start)) - start
+    scale = run // 7
+    count = (width - 2 * start) // scale
+    return [
+        [dark(start + c * scale + scale // 2, start + r * scale + scale // 2) for c in range(count)]
+        for r in range(count)
+    ]
+
+
+def encodes(png_bytes: bytes, link: str) -> bool:
+    expected = [[bool(v) for v in row] for row in segno.make_qr(link, error="m").matrix]
+    return qr_modules(png_bytes) == expected
+
+
+async def test_the_qr_photo_decodes_to_the_link_after_payment_and_on_my_subscription(
+    shop: Products,
+) -> None:
+    st, uid = shop, 7120
+    user = await st.customer(uid)
+    await st.paid(uid, "1m")
+    link = (await st.panel_user(uid))["subscriptionUrl"]
+    [photo] = [f for f in st.tg.files(uid) if f.kind == "photo"]
+    assert encodes(photo.data, link)
+    assert not encodes(photo.data, link + "x")  # the comparison can tell links apart
+    await st.tap(user, "🔐 Моя подписка", "Моя подписка")
+    answer = await st.tg.wait_for_callback_answer(await user.press("📷 QR-код"))
+    assert answer.text in (None, "")
+    for _ in range(100):
+        photos = [f for f in st.tg.files(uid) if f.kind == "photo"]
+        if len(photos) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(photos) == 2 and encodes(photos[1].data, link)
