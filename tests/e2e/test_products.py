@@ -261,7 +261,9 @@ async def test_devices_listed_and_one_deleted_on_both_lines(both_lines: Products
     # The same deletion again, from the stale confirmation: a clear message, nothing else.
     stale = cb.DeviceCb(action="del", key=device_key("hwid-phone")).pack()
     assert "уже нет в списке" in await _press(st, uid, stale)
-    assert "macOS MacBook" in st.tg.last_message(uid).plain_text
+    shown = await st.tg.wait_for_message(uid, contains="1 из 3")
+    assert "macOS MacBook" in shown.plain_text and "Pixel 8" not in shown.plain_text
+    assert [d["hwid"] for d in st.sandbox.panel.devices.of(ref)] == ["hwid-mac"]
 
 
 async def test_devices_while_the_panel_is_down_say_try_later(shop: Products) -> None:
