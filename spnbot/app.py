@@ -31,6 +31,7 @@ from spnbot.ops.backup import BackupService
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
+from spnbot.services.devices import DeviceService
 from spnbot.services.grants import PANEL_SYNC
 from spnbot.services.notify import (
     ADMIN_BATCH_WINDOW,
@@ -47,6 +48,7 @@ from spnbot.services.retention import RetentionService
 from spnbot.services.rewards import RewardsService
 from spnbot.services.stars import StarsCheckout
 from spnbot.services.subscription import SubscriptionService
+from spnbot.services.trial import TrialService
 from spnbot.services.users import UserService
 from spnbot.store import jobs as queue
 from spnbot.store import migrate
@@ -100,7 +102,11 @@ class Application:
         self.users = UserService(self.db)
         self.reminders = ReminderService(self.db, days_before=s.reminder_days)
         self.panel_sync = PanelSyncHandler(
-            self.store, self.panel, self.notifier, observe=self.metrics.activation_seconds.observe
+            self.store,
+            self.panel,
+            self.notifier,
+            observe=self.metrics.activation_seconds.observe,
+            default_squad=s.default_squad_uuid,
         )
         self.runner = JobRunner(
             self.db,
@@ -139,6 +145,14 @@ class Application:
             rewards=RewardsService(self.db, gift_days=s.gift_days),
             admin=AdminService(self.db),
             broadcasts=BroadcastService(self.db),
+            trials=TrialService(
+                self.store,
+                self.panel,
+                days=s.trial_days,
+                limits=s.trial_limits,
+                requires_channel=s.trial_requires_channel,
+            ),
+            devices=DeviceService(self.store, self.panel),
         )
         self.retention = RetentionService(self.db, days=s.jobs_retention_days)
         self.backups = BackupService(

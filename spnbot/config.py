@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -18,7 +19,14 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from spnbot.domain.networks import parse_networks
-from spnbot.domain.tariffs import DEFAULT_TARIFFS, Tariff, parse_tariffs
+from spnbot.domain.tariffs import (
+    DEFAULT_TARIFFS,
+    PlanFileError,
+    PlanLimits,
+    Tariff,
+    load_plans,
+    parse_tariffs,
+)
 from spnbot.payments.oneplat_options import check_email_template, parse_methods
 from spnbot.store import tls
 
@@ -117,12 +125,21 @@ class Settings(BaseSettings):
 
     # Business rules
     tariffs: Annotated[tuple[Tariff, ...], NoDecode] = parse_tariffs(DEFAULT_TARIFFS)
+    # Plans with limits: a TOML file of [[plan]] tables that replaces TARIFFS when set.
+    plans_file: Path | None = None
     payment_check_interval: float = Field(30.0, gt=0)
     payment_ttl: int = Field(24 * 3600, gt=0)  # seconds a pending payment is worth asking about
     gift_days: int = Field(3, gt=0)
     referral_bonus_days: int = Field(7, gt=0)
     reminder_days: Annotated[tuple[int, ...], NoDecode] = (3, 1)  # days before the end
     reminder_interval: float = Field(300.0, gt=0)  # seconds between reminder scans
+    # Free trial (0 days = off): once per Telegram account, checked in our ledger and on the
+    # panel; optional channel membership, device/traffic limits and squad of its own.
+    trial_days: int = Field(0, ge=0, le=365)
+    trial_requires_channel: bool = False
+    trial_device_limit: int | None = Field(None, ge=1)
+    trial_traffic_gb: int | None = Field(None, ge=1)
+    trial_squad_uuid: str | None = None
     # Per-user flood guard: a bucket of THROTTLE_BURST presses refilled at THROTTLE_RATE per second.
     throttle_rate: float = Field(2.0, ge=0)
     throttle_burst: int = Field(6, ge=1)
@@ -215,6 +232,16 @@ class Settings(BaseSettings):
     def _tariffs(cls, value: Any) -> Any:
         return parse_tariffs(value) if isinstance(value, str) else value
 
+    @field_validator("trial_squad_uuid")
+    @classmethod
+    def _trial_squad(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                raise ValueError("must be an internal squad UUID") from None
+        return value
+
     @field_validator(
         "telegram_api_url",
         "telegram_webhook_url",
@@ -286,6 +313,15 @@ class Settings(BaseSettings):
             raise ValueError(f"{missing}: is required when the other YooKassa credential is set")
         if self.yookassa_receipts and not self.yookassa_receipt_email:
             raise ValueError("YOOKASSA_RECEIPT_EMAIL: is required when YOOKASSA_RECEIPTS=true")
+        if self.trial_requires_channel and not self.news_channel_username:
+            raise ValueError(
+                "TRIAL_REQUIRES_CHANNEL: needs NEWS_CHANNEL_USERNAME (the channel to check)"
+            )
+        if self.plans_file is not None:
+            try:
+                self.tariffs = load_plans(self.plans_file)
+            except PlanFileError as exc:
+                raise ValueError(f"PLANS_FILE: {exc}") from None
         return self
 
     # Derived views -------------------------------------------------------
@@ -343,6 +379,15 @@ class Settings(BaseSettings):
     @property
     def panel_configured(self) -> bool:
         return bool(self.remnawave_base_url and self.remnawave_api_token)
+
+    @property
+    def trial_enabled(self) -> bool:
+        return self.trial_days > 0
+
+    @property
+    def trial_limits(self) -> PlanLimits:
+        squads = (self.trial_squad_uuid,) if self.trial_squad_uuid else ()
+        return PlanLimits(self.trial_device_limit, self.trial_traffic_gb, "NO_RESET", squads)
 
     def tariff(self, code: str) -> Tariff | None:
         return next((t for t in self.tariffs if t.code == code), None)

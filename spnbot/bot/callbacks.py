@@ -15,6 +15,11 @@ GIFT_CLAIM = "gift:claim"
 REFERRAL = "referral"
 PROMO = "promo"
 PROMO_CANCEL = "promo:cancel"
+TRIAL = "trial"
+DEVICES = "devices"
+NEW_LINK = "link:new"
+NEW_LINK_CONFIRM = "link:confirm"
+SUB_QR = "my_sub:qr"
 
 
 class TariffCb(CallbackData, prefix="tariff"):
@@ -29,3 +34,8 @@ class PayCb(CallbackData, prefix="pay"):
 
 class CheckCb(CallbackData, prefix="check"):
     payment: str
+
+
+class DeviceCb(CallbackData, prefix="dev"):
+    action: str  # "ask" (confirmation) or "del"
+    key: str  # a digest of the HWID (services.devices.device_key)

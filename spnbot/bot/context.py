@@ -10,10 +10,12 @@ from spnbot.payments.registry import Offer, ProviderRegistry
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
+from spnbot.services.devices import DeviceService
 from spnbot.services.purchase import PurchaseService
 from spnbot.services.rewards import RewardsService
 from spnbot.services.stars import StarsCheckout
 from spnbot.services.subscription import SubscriptionService
+from spnbot.services.trial import TrialService
 from spnbot.services.users import UserService
 
 
@@ -30,6 +32,8 @@ class BotContext:
     rewards: RewardsService
     admin: AdminService
     broadcasts: BroadcastService
+    trials: TrialService
+    devices: DeviceService
     bot_username: str = ""
 
     def offers(self) -> list[Offer]:

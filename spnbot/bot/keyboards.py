@@ -7,8 +7,11 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from spnbot.bot import callbacks as cb
 from spnbot.bot.context import BotContext
+from spnbot.bot.limits import describe
 from spnbot.domain.tariffs import Tariff
 from spnbot.payments.registry import Offer
+from spnbot.services.devices import device_key
+from spnbot.services.users import Profile
 
 
 def offer_label(offer: Offer) -> str:
@@ -39,8 +42,11 @@ def terms(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def main_menu(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
+def main_menu(ctx: BotContext, lang: str, profile: Profile | None = None) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
+    # The trial is offered to a customer who never had a subscription (the press re-checks).
+    if ctx.settings.trial_enabled and profile is not None and profile.expires_at is None:
+        kb.row(button(ctx, lang, "btn_trial", cb.TRIAL))
     kb.row(button(ctx, lang, "btn_buy", cb.BUY))
     kb.row(button(ctx, lang, "btn_my_subscription", cb.MY_SUB))
     kb.row(button(ctx, lang, "btn_howto", cb.HOWTO))
@@ -54,6 +60,8 @@ def tariffs(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for tariff in ctx.settings.tariffs:
         label = ctx.texts(lang, "tariff_button", months=tariff.months, price=tariff.rub)
+        if not tariff.limits.is_empty:
+            label += f" · {describe(ctx.texts, lang, tariff.limits)}"
         kb.row(InlineKeyboardButton(text=label, callback_data=cb.TariffCb(code=tariff.code).pack()))
     kb.row(button(ctx, lang, "btn_back", cb.MENU))
     return kb.as_markup()
@@ -79,10 +87,38 @@ def invoice(
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def subscription(ctx: BotContext, lang: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [button(ctx, lang, "btn_renew", cb.BUY)],
-            [button(ctx, lang, "btn_back", cb.MENU)],
+def subscription(ctx: BotContext, lang: str, *, manage: bool = False) -> InlineKeyboardMarkup:
+    """``manage``: the customer has a panel user, so devices, a new link and the QR apply."""
+    rows = [[button(ctx, lang, "btn_renew", cb.BUY)]]
+    if manage:
+        rows.append([button(ctx, lang, "btn_qr", cb.SUB_QR)])
+        rows.append(
+            [
+                button(ctx, lang, "btn_devices", cb.DEVICES),
+                button(ctx, lang, "btn_new_link", cb.NEW_LINK),
+            ]
+        )
+    rows.append([button(ctx, lang, "btn_back", cb.MENU)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def devices(ctx: BotContext, lang: str, names: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+    """One delete button per device, by (hwid, shown name)."""
+    rows = [
+        [
+            InlineKeyboardButton(
+                # Button labels are plain text: no HTML escaping of the device's name.
+                text=ctx.texts.template(lang, "btn_delete_device").format(name=name),
+                callback_data=cb.DeviceCb(action="ask", key=device_key(hwid)).pack(),
+            )
         ]
+        for hwid, name in names
+    ]
+    rows.append([button(ctx, lang, "btn_back", cb.MY_SUB)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def confirm(ctx: BotContext, lang: str, yes_key: str, yes: str, no: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[button(ctx, lang, yes_key, yes), button(ctx, lang, "btn_cancel", no)]]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -10,18 +11,28 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import (
+    TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import FSInputFile, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
+from aiogram.types import (
+    BufferedInputFile,
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LabeledPrice,
+)
 
 from spnbot.bot import callbacks as cb
 from spnbot.bot.texts import Raw, Texts, format_dt
 from spnbot.config import Settings
 from spnbot.services.notices import DeliveryRetryLater, Notice, RecipientBlocked, Screen
+from spnbot.services.qr import qr_png
+
+log = logging.getLogger(__name__)
 
 SCREENS = {Screen.TARIFFS: cb.BUY, Screen.SUBSCRIPTION: cb.MY_SUB}
 
@@ -70,6 +81,17 @@ class BotNotifier:
             await self._bot.send_message(
                 user_id, text, reply_markup=markup, disable_web_page_preview=True
             )
+        if notice.qr:
+            await self._send_qr(user_id, language, notice.qr)
+
+    async def _send_qr(self, user_id: int, language: str, link: str) -> None:
+        """A convenience after the text (which has the link itself): a failure here is logged
+        and never repeats the message by retrying the whole notice."""
+        photo = BufferedInputFile(qr_png(link), filename="subscription-qr.png")
+        try:
+            await self._bot.send_photo(user_id, photo, caption=self._texts(language, "qr_caption"))
+        except TelegramAPIError as exc:
+            log.warning("QR photo not delivered (%s)", exc, extra={"user_id": user_id})
 
     async def send_text(self, user_id: int, text: str) -> None:
         """An admin's broadcast as typed: no parse mode, so "<" and "&" are plain characters."""

@@ -6,7 +6,7 @@ from aiogram import Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 
 from spnbot.bot.context import BotContext
-from spnbot.bot.handlers import account, admin, buy, fallback, rewards, stars, start
+from spnbot.bot.handlers import account, admin, buy, fallback, products, rewards, stars, start
 from spnbot.bot.middlewares import ProfileMiddleware
 from spnbot.bot.throttle import Throttle
 
@@ -21,6 +21,6 @@ def build_dispatcher(ctx: BotContext, storage: BaseStorage | None = None) -> Dis
         observer.outer_middleware(profile)
     # Fresh router objects per dispatcher: tests run several apps in one process.
     # Admin commands come before rewards, whose promo-code state takes any text.
-    for module in (start, buy, account, admin, rewards, stars, fallback):
+    for module in (start, buy, account, products, admin, rewards, stars, fallback):
         dp.include_router(module.build())
     return dp

@@ -26,3 +26,4 @@ class GrantKind(enum.StrEnum):
     PROMO = "promo"
     REFERRAL = "referral"
     ADMIN = "admin"
+    TRIAL = "trial"  # the free trial; source = the Telegram id, so once per account

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from spnbot.domain.expiry import MSK, utcnow
 from spnbot.domain.money import Money
 from spnbot.domain.states import GrantKind, JobStatus, PaymentStatus
+from spnbot.domain.tariffs import PlanLimits, Tariff
 from spnbot.services.grants import GrantRequest, grant_days
 from spnbot.services.reports import ReportService
 from spnbot.services.rewards import normalize_code
@@ -21,7 +22,8 @@ from spnbot.store import jobs as queue
 from spnbot.store import stats as stats_store
 from spnbot.store.db import Database
 from spnbot.store.dialect import insert_ignoring_conflicts
-from spnbot.store.models import Base, Payment, PromoCode, User
+from spnbot.store.models import Base, Grant, Payment, PromoCode, User
+from spnbot.store.plans import AssignedPlan
 from spnbot.store.uow import Tx
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,9 @@ class UserCard:
     referrer_id: int | None
     blocked_at: datetime | None
     payments: tuple[PaymentLine, ...]
+    plan_code: str | None = None
+    plan_limits: PlanLimits | None = None
+    trial_at: datetime | None = None  # when the free trial was granted, if ever
 
 
 def moscow_day_start(now: datetime) -> datetime:
@@ -133,8 +138,12 @@ class AdminService:
             created = inserted.scalar() is not None
         return CodeResult.CREATED if created else CodeResult.EXISTS
 
-    async def give_days(self, admin_id: int, tg_id: int, days: int, source: str) -> Given:
-        """``source`` names the admin's message, so processing it twice grants once."""
+    async def give_days(
+        self, admin_id: int, tg_id: int, days: int, source: str, plan: Tariff | None = None
+    ) -> Given:
+        """``source`` names the admin's message, so processing it twice grants once. With a
+        ``plan``, the customer's panel user also gets that plan's limits."""
+        assigned = AssignedPlan(plan.code, plan.limits) if plan is not None else None
         try:
             async with self._db.transaction() as session:
                 grant = await grant_days(
@@ -145,6 +154,7 @@ class AdminService:
                         GrantKind.ADMIN,
                         source,
                         notify="grant_success",
+                        plan=assigned,
                     ),
                     now=self._clock(),
                 )
@@ -200,6 +210,12 @@ class AdminService:
                 )
                 for p in rows.scalars()
             )
+            trial = await session.execute(
+                select(Grant.created_at).where(
+                    Grant.kind == GrantKind.TRIAL, Grant.source == str(tg_id)
+                )
+            )
+            trial_at = trial.scalar()
         return UserCard(
             tg_id=user.tg_id,
             username=user.username,
@@ -212,6 +228,9 @@ class AdminService:
             referrer_id=user.referrer_id,
             blocked_at=user.blocked_at,
             payments=payments,
+            plan_code=user.plan_code,
+            plan_limits=PlanLimits.from_json(user.plan_limits) if user.plan_code else None,
+            trial_at=trial_at,
         )
 
 

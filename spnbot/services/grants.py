@@ -11,6 +11,7 @@ from spnbot.domain.expiry import stack_extensions
 from spnbot.domain.states import GrantKind
 from spnbot.store.jobs import ClaimedJob, Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
+from spnbot.store.plans import AssignedPlan
 from spnbot.store.uow import Tx
 
 PANEL_SYNC = "panel_sync"
@@ -24,6 +25,9 @@ class GrantRequest:
     source: str
     notify: str | None = None  # the template sent once the panel agrees
     notify_params: dict[str, Any] = field(default_factory=dict)
+    # The plan whose limits the user gets with these days; None keeps the current plan
+    # (gifts, promo codes, referral days). A payment without one uses its stored snapshot.
+    plan: AssignedPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,19 @@ async def grant_many(
             raise GrantConflict("a source in the batch had already granted")
         return [None]
     await tx.accounts.set_expiries(final)
+    plans = await _assign_plans(tx, requests)
 
     granted = [(r, grant_ids[(str(r.kind), r.source)]) for r in requests]
     jobs = await tx.jobs.add_many(
         [
-            _sync_job(r, grant_id, now, final[r.user_id], targets[r.user_id].panel_ref)
+            _sync_job(
+                r,
+                grant_id,
+                now,
+                final[r.user_id],
+                targets[r.user_id].panel_ref,
+                plans.get(r.user_id),
+            )
             for r, grant_id in granted
         ],
         claim_lease=claim_lease,
@@ -105,8 +117,33 @@ async def grant_many(
     ]
 
 
+async def _assign_plans(tx: Tx, requests: Sequence[GrantRequest]) -> dict[int, AssignedPlan]:
+    """Each granted user's plan once the batch is applied: the last plan a grant brought,
+    else the one the user already has. Written to the user's row with the expiry."""
+    snapshots = await tx.plans.snapshots(
+        r.source for r in requests if r.plan is None and r.kind is GrantKind.PAYMENT
+    )
+    brought: dict[int, AssignedPlan] = {}
+    for r in requests:
+        plan = r.plan or (snapshots.get(r.source) if r.kind is GrantKind.PAYMENT else None)
+        if plan is not None:
+            brought[r.user_id] = plan
+    await tx.plans.assign(brought)
+    kept = await tx.plans.current({r.user_id for r in requests} - set(brought))
+    return {**kept, **brought}
+
+
+def plan_payload(plan: AssignedPlan | None) -> dict[str, Any] | None:
+    return None if plan is None else {"code": plan.code, "limits": plan.limits.to_json()}
+
+
 def _sync_job(
-    r: GrantRequest, grant_id: int, now: datetime, final: datetime, panel_ref: str | None
+    r: GrantRequest,
+    grant_id: int,
+    now: datetime,
+    final: datetime,
+    panel_ref: str | None,
+    plan: AssignedPlan | None,
 ) -> NewJob:
     return NewJob(
         PANEL_SYNC,
@@ -121,6 +158,8 @@ def _sync_job(
             # What the sync will most likely find; it re-reads before it is done.
             "expires_hint": final.isoformat(),
             "panel_ref_hint": panel_ref,
+            # The plan whose limits the panel user must carry (None: leave them alone).
+            "plan_hint": plan_payload(plan),
         },
         dedup_key=f"sync:grant:{grant_id}",
     )

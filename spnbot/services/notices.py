@@ -26,11 +26,13 @@ class Notice:
     template: str
     params: dict[str, Any] = field(default_factory=dict)
     buttons: list[list[NoticeButton]] = field(default_factory=list)
+    qr: str | None = None  # a link to send as a QR-code photo after the text
 
     def to_payload(self) -> dict[str, Any]:
         return {
             "template": self.template,
             "params": self.params,
+            "qr": self.qr,
             "buttons": [
                 [{"text_key": b.text_key, "screen": b.screen, "url": b.url} for b in row]
                 for row in self.buttons
@@ -47,6 +49,7 @@ class Notice:
                 for row in data.get("buttons") or []
                 if (kept := [b for raw in row if (b := _button(raw)) is not None])
             ],
+            qr=data.get("qr"),
         )
 
 

@@ -14,24 +14,45 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from spnbot.domain.expiry import utcnow
-from spnbot.panel.base import Panel, PanelConflict, PanelError, PanelNotFound, PanelUser
+from spnbot.domain.tariffs import PlanLimits
+from spnbot.panel.base import (
+    Panel,
+    PanelConflict,
+    PanelError,
+    PanelNotFound,
+    PanelUser,
+    UserLimits,
+)
 from spnbot.services.notices import Notice, NoticeButton, Notifier, RecipientBlocked, Screen
 from spnbot.services.notify import NOTIFY, notify_payload
+from spnbot.services.plan_limits import user_limits
 from spnbot.store.accounts import PanelLink, SyncState
 from spnbot.store.group_commit import GroupCommit, Transactional
 from spnbot.store.jobs import ClaimedJob, NewJob
+from spnbot.store.plans import AssignedPlan
 from spnbot.store.uow import Tx
 
 log = logging.getLogger(__name__)
 
 # If a newer grant lands while we talk to the panel, we go round again (bounded).
 MAX_CONVERGE_ROUNDS = 5
+# Activation messages that carry the subscription link's QR code as a photo.
+QR_NOTICES = frozenset({"payment_success", "trial_started"})
 
 
 def panel_username(telegram_id: int) -> str:
     return f"tg_{telegram_id}"
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A user's row as the sync reads it: the expiry and the plan the panel must carry."""
+
+    state: SyncState
+    plan: AssignedPlan | None
 
 
 @dataclass(frozen=True)
@@ -52,10 +73,12 @@ class PanelSyncHandler:
         *,
         clock: Callable[[], datetime] = utcnow,
         observe: Callable[[float], None] | None = None,
+        default_squad: str | None = None,
     ) -> None:
         self._store = store
         self._panel = panel
         self._notifier = notifier
+        self._default_squad = default_squad  # where a plan without squads of its own goes
         self._clock = clock
         self._observe = observe  # confirmation → activation seconds, for metrics
         # In a burst, many syncs read and finish at once: they share statements.
@@ -104,33 +127,46 @@ class PanelSyncHandler:
     async def _converge(self, job: ClaimedJob) -> tuple[SyncState | None, PanelUser | None]:
         user_id = int(job.payload["user_id"])
         hint = job.payload.get("expires_hint")
-        state: SyncState | None
-        if hint:  # the grant told us what it set: no read before the panel call
+        read: _Read | None
+        if hint and "plan_hint" in job.payload:  # the grant told us what it set: no read first
             state = SyncState(
                 datetime.fromisoformat(hint), job.payload.get("panel_ref_hint"), "ru", False
             )
+            read = _Read(state, _plan_from(job.payload["plan_hint"]))
         else:
-            state = await self._reads.submit(user_id)
+            read = await self._reads.submit(user_id)
         panel_user: PanelUser | None = None
         for _ in range(MAX_CONVERGE_ROUNDS):
-            if state is None or state.expires_at is None:
-                return state, None
-            target = state.expires_at
+            if read is None or read.state.expires_at is None:
+                return (read.state if read else None), None
+            target, plan = read.state.expires_at, read.plan
             if target <= self._clock():
                 # Already over; the panel refuses past dates and expires the user itself.
-                return await self._reads.submit(user_id), panel_user
-            panel_user = await self._apply(user_id, state.panel_ref, target)
+                latest = await self._reads.submit(user_id)
+                return (latest.state if latest else None), panel_user
+            limits = user_limits(plan, self._default_squad)
+            panel_user = await self._apply(user_id, read.state.panel_ref, target, limits)
             latest = await self._reads.submit(user_id)
-            if latest is None or latest.expires_at == target:
-                return latest, panel_user
-            state = SyncState(latest.expires_at, panel_user.ref, latest.language, latest.blocked)
-        return state, panel_user
+            if latest is None or (latest.state.expires_at == target and latest.plan == plan):
+                return (latest.state if latest else None), panel_user
+            read = _Read(
+                SyncState(
+                    latest.state.expires_at,
+                    panel_user.ref,
+                    latest.state.language,
+                    latest.state.blocked,
+                ),
+                latest.plan,
+            )
+        return (read.state if read else None), panel_user
 
-    async def _apply(self, user_id: int, panel_ref: str | None, target: datetime) -> PanelUser:
+    async def _apply(
+        self, user_id: int, panel_ref: str | None, target: datetime, limits: UserLimits | None
+    ) -> PanelUser:
         panel = self._panel
         if panel_ref:
             try:
-                return await panel.set_expiry(panel_ref, target)
+                return await panel.set_expiry(panel_ref, target, limits=limits)
             except PanelNotFound:
                 log.warning("panel user vanished; looking it up again", extra={"user_id": user_id})
         # By Telegram id: also adopts customers the previous bot created on the panel.
@@ -138,14 +174,17 @@ class PanelSyncHandler:
         if existing is None:
             try:
                 return await panel.create_user(
-                    username=panel_username(user_id), telegram_id=user_id, expire_at=target
+                    username=panel_username(user_id),
+                    telegram_id=user_id,
+                    expire_at=target,
+                    limits=limits,
                 )
             except PanelConflict:
                 # Created by an earlier attempt whose answer we never saw: adopt it.
                 existing = await panel.find_by_username(panel_username(user_id))
                 if existing is None:
                     raise
-        return await panel.set_expiry(existing.ref, target)
+        return await panel.set_expiry(existing.ref, target, limits=limits)
 
     def _notice(
         self, job: ClaimedJob, template: str, state: SyncState, panel_user: PanelUser | None
@@ -156,8 +195,13 @@ class PanelSyncHandler:
             expires_at=state.expires_at.isoformat() if state.expires_at else None,
             subscription_url=panel_user.subscription_url if panel_user else None,
         )
+        # The link's QR code goes with the activation, for setting up a second device.
+        qr = params["subscription_url"] if template in QR_NOTICES else None
         return Notice(
-            template, params, [[NoticeButton("btn_my_subscription", screen=Screen.SUBSCRIPTION)]]
+            template,
+            params,
+            [[NoticeButton("btn_my_subscription", screen=Screen.SUBSCRIPTION)]],
+            qr=qr,
         )
 
     async def _tell_delayed(self, job: ClaimedJob) -> None:
@@ -170,9 +214,13 @@ class PanelSyncHandler:
             )
 
     @staticmethod
-    async def _read_many(tx: Tx, user_ids: Sequence[int]) -> list[SyncState | None]:
+    async def _read_many(tx: Tx, user_ids: Sequence[int]) -> list[_Read | None]:
         found = await tx.accounts.sync_states(user_ids)
-        return [found.get(user_id) for user_id in user_ids]
+        plans = await tx.plans.current(user_ids)
+        return [
+            _Read(state, plans.get(user_id)) if (state := found.get(user_id)) else None
+            for user_id in user_ids
+        ]
 
     async def _finish_many(self, tx: Tx, done: Sequence[_Done]) -> list[None]:
         now = self._clock()
@@ -188,3 +236,9 @@ class PanelSyncHandler:
         await tx.jobs.add_many(list(retries.values()))
         await tx.jobs.finish_many([d.job_id for d in done])
         return [None] * len(done)
+
+
+def _plan_from(payload: dict[str, Any] | None) -> AssignedPlan | None:
+    if not payload:
+        return None
+    return AssignedPlan(str(payload["code"]), PlanLimits.from_json(payload.get("limits")))

@@ -75,6 +75,8 @@ class PurchaseService:
                 ),
                 self._clock(),
             )
+            # The plan's limits as chosen: what activation applies even if the plans change.
+            await tx.plans.keep_snapshot(public_id, tariff.limits)
         request = InvoiceRequest(public_id, user_id, amount, description, method)
         context = {"payment_id": public_id, "user_id": user_id, "provider": provider_name}
         try:

@@ -14,6 +14,7 @@ from spnbot.store import jobs as queue
 from spnbot.store import sent_marks
 from spnbot.store.db import Database
 from spnbot.store.models import User
+from spnbot.store.plans import TRIAL_PLAN
 
 # Users whose subscription ended longer ago than this are not told again (e.g. on first deploy).
 EXPIRED_GRACE = timedelta(days=1)
@@ -52,15 +53,17 @@ class ReminderService:
         enqueued = 0
         async with self._db.transaction() as session:
             rows = await session.execute(
-                select(User.tg_id, User.expires_at).where(
+                select(User.tg_id, User.expires_at, User.plan_code).where(
                     User.expires_at.is_not(None),
                     User.expires_at > now - EXPIRED_GRACE,
                     User.expires_at <= horizon,
                     User.blocked_at.is_(None),
                 )
             )
+            rows_all = rows.all()
             due: dict[str, tuple[int, str, datetime]] = {}
-            for user_id, expires_at in rows.all():
+            trial_users = {user_id for user_id, _, plan in rows_all if plan == TRIAL_PLAN}
+            for user_id, expires_at, _ in rows_all:
                 assert expires_at is not None  # filtered in SQL
                 stage = stage_for(expires_at - now, self._days)
                 if stage is not None:
@@ -76,13 +79,19 @@ class ReminderService:
             for key, (user_id, stage, expires_at) in due.items():
                 if key not in fresh:
                     continue
-                notice = Notice(
-                    "reminder_expired" if stage == "expired" else "reminder_before",
-                    {"expires_at": expires_at.isoformat()},
-                    [[NoticeButton("btn_renew", screen=Screen.TARIFFS)]],
-                )
+                notice = _notice(stage, expires_at, trial=user_id in trial_users)
                 if await queue.enqueue(
                     session, NOTIFY, notify_payload(user_id, notice), dedup_key=key
                 ):
                     enqueued += 1
         return enqueued
+
+
+def _notice(stage: str, expires_at: datetime, *, trial: bool) -> Notice:
+    """A trial ending invites to buy; a paid subscription ending invites to renew."""
+    prefix = "reminder_trial" if trial else "reminder"
+    return Notice(
+        f"{prefix}_expired" if stage == "expired" else f"{prefix}_before",
+        {"expires_at": expires_at.isoformat()},
+        [[NoticeButton("btn_buy" if trial else "btn_renew", screen=Screen.TARIFFS)]],
+    )

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from spnbot.domain.expiry import utcnow
+from spnbot.domain.tariffs import PlanLimits
 from spnbot.store.db import Database
 from spnbot.store.dialect import insert_ignoring_conflicts
 from spnbot.store.models import Referral, User
@@ -26,6 +27,8 @@ class Profile:
     subscription_url: str | None
     panel_ref: str | None
     created: bool = False
+    plan_code: str | None = None  # the plan whose limits the panel user carries, if any
+    plan_limits: PlanLimits | None = None
 
 
 def clean_name(value: str | None, limit: int) -> str | None:
@@ -116,4 +119,6 @@ def _profile(user: User, *, created: bool = False) -> Profile:
         subscription_url=user.subscription_url,
         panel_ref=user.panel_ref,
         created=created,
+        plan_code=user.plan_code,
+        plan_limits=PlanLimits.from_json(user.plan_limits) if user.plan_code else None,
     )

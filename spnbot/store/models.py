@@ -52,6 +52,10 @@ class User(Base):
     subscription_url: Mapped[str | None] = mapped_column(Text)
     panel_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The plan whose limits the panel user carries ("trial" for the free trial); NULL: none
+    # was ever applied, the panel's limits are left alone.
+    plan_code: Mapped[str | None] = mapped_column(String(8))
+    plan_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Payment(Base):
@@ -84,6 +88,8 @@ class Payment(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paid_via: Mapped[str | None] = mapped_column(String(16))  # webhook, reconciler, button
+    # The plan's limits as they were when the customer chose it (a plans file may change).
+    plan_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Grant(Base):

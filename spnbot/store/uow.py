@@ -12,7 +12,9 @@ from spnbot.store.db import Database
 from spnbot.store.jobs import JobOutbox
 from spnbot.store.ledger import GrantLedger
 from spnbot.store.payments import PaymentRepository
+from spnbot.store.plans import PlanStore
 from spnbot.store.referrals import Referrals
+from spnbot.store.trials import Trials
 
 
 class Tx:
@@ -24,6 +26,8 @@ class Tx:
         self.jobs = JobOutbox(session)
         self.accounts = Accounts(session)
         self.referrals = Referrals(session)
+        self.plans = PlanStore(session)
+        self.trials = Trials(session)
 
 
 class Store:

@@ -23,6 +23,8 @@ from spnbot.store.accounts import GrantTarget, PanelLink, SyncState
 from spnbot.store.jobs import ClaimedJob, Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
 from spnbot.store.payments import NewPayment, PaymentRow, Pending
+from spnbot.store.plans import AssignedPlan
+from spnbot.store.trials import TrialStats
 
 HUNDRED_RUB = Money.rub(100)
 
@@ -37,6 +39,7 @@ class FakeUser:
     subscription_url: str | None = None
     blocked_at: datetime | None = None
     panel_synced_at: datetime | None = None
+    plan: AssignedPlan | None = None
 
 
 @dataclass
@@ -61,6 +64,7 @@ class State:
     jobs: dict[int, FakeJob] = field(default_factory=dict)
     users: dict[int, FakeUser] = field(default_factory=dict)
     referrals: dict[int, tuple[int, datetime | None]] = field(default_factory=dict)
+    plan_snapshots: dict[str, AssignedPlan] = field(default_factory=dict)  # by payment public id
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -318,6 +322,43 @@ class FakeReferrals:
         return sorted(out)
 
 
+class FakePlans:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def keep_snapshot(self, public_id: str, limits: Any) -> None:
+        row = next((p for p in self.s.payments.values() if p.public_id == public_id), None)
+        if row is not None:
+            self.s.plan_snapshots[public_id] = AssignedPlan(row.tariff_code, limits)
+
+    async def snapshots(self, public_ids: Iterable[str]) -> dict[str, AssignedPlan]:
+        return {pid: p for pid in set(public_ids) if (p := self.s.plan_snapshots.get(pid))}
+
+    async def assign(self, plans: Mapping[int, AssignedPlan]) -> None:
+        for uid, plan in plans.items():
+            self.s.users[uid].plan = plan
+
+    async def current(self, user_ids: Iterable[int]) -> dict[int, AssignedPlan]:
+        return {
+            uid: u.plan
+            for uid in set(user_ids)
+            if (u := self.s.users.get(uid)) is not None and u.plan is not None
+        }
+
+
+class FakeTrials:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def used(self, user_id: int) -> bool:
+        return any(e.kind == GrantKind.TRIAL and e.source == str(user_id) for _, e in self.s.grants)
+
+    async def stats(self) -> TrialStats:
+        tried = {e.user_id for _, e in self.s.grants if e.kind == GrantKind.TRIAL}
+        paid = {e.user_id for _, e in self.s.grants if e.kind == GrantKind.PAYMENT}
+        return TrialStats(len(tried), len(tried & paid))
+
+
 class FakeTx:
     def __init__(self, state: State, clock: Any) -> None:
         self.payments = FakePayments(state)
@@ -325,6 +366,8 @@ class FakeTx:
         self.jobs = FakeJobs(state, clock)
         self.accounts = FakeAccounts(state)
         self.referrals = FakeReferrals(state)
+        self.plans = FakePlans(state)
+        self.trials = FakeTrials(state)
 
 
 class FakeStore:

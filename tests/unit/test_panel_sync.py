@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from spnbot.domain.states import GrantKind
-from spnbot.panel.base import PanelUnavailable, PanelUser
-from spnbot.services.grants import PANEL_SYNC, GrantRequest, grant_days
+from spnbot.domain.tariffs import PlanLimits
+from spnbot.panel.base import PanelUnavailable, PanelUser, UserLimits
+from spnbot.services.grants import PANEL_SYNC, GrantRequest, grant_days, plan_payload
 from spnbot.services.notices import Notice
 from spnbot.services.panel_sync import PanelSyncHandler
 from spnbot.store.jobs import ClaimedJob
+from spnbot.store.plans import AssignedPlan
 from tests.fakes.store import FakeStore
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -26,6 +28,7 @@ class FakePanel:
         self.down = 0
         self.calls: list[tuple[str, Any]] = []
         self.during_call: Any = None  # run once inside the next set_expiry (a racing grant)
+        self.limits: dict[str, UserLimits | None] = {}  # the last limits each user was given
 
     def _gate(self) -> None:
         if self.down:
@@ -43,16 +46,24 @@ class FakePanel:
         return next((u for u in self.users.values() if u.username == username), None)
 
     async def create_user(
-        self, *, username: str, telegram_id: int, expire_at: datetime
+        self,
+        *,
+        username: str,
+        telegram_id: int,
+        expire_at: datetime,
+        limits: UserLimits | None = None,
     ) -> PanelUser:
         self._gate()
         ref = str(len(self.users) + 1)
         user = PanelUser(ref, username, expire_at, "ACTIVE", f"https://sub/{ref}", telegram_id)
         self.users[ref] = user
         self.calls.append(("create", expire_at))
+        self.limits[ref] = limits
         return user
 
-    async def set_expiry(self, ref: str, expire_at: datetime) -> PanelUser:
+    async def set_expiry(
+        self, ref: str, expire_at: datetime, *, limits: UserLimits | None = None
+    ) -> PanelUser:
         self._gate()
         if self.during_call is not None:
             hook, self.during_call = self.during_call, None
@@ -62,6 +73,8 @@ class FakePanel:
             ref, old.username, expire_at, "ACTIVE", old.subscription_url, old.telegram_id
         )
         self.calls.append(("set", expire_at))
+        if limits is not None:
+            self.limits[ref] = limits
         return self.users[ref]
 
     async def squad_exists(self, squad_uuid: str) -> bool:
@@ -83,10 +96,18 @@ def store() -> FakeStore:
     return st
 
 
-async def grant(store: FakeStore, days: int, source: str) -> ClaimedJob:
+async def grant(
+    store: FakeStore,
+    days: int,
+    source: str,
+    plan: AssignedPlan | None = None,
+    kind: GrantKind = GrantKind.PAYMENT,
+) -> ClaimedJob:
     async with store.transaction() as tx:
         await grant_days(
-            tx, GrantRequest(1, days, GrantKind.PAYMENT, source, notify="payment_success"), now=NOW
+            tx,
+            GrantRequest(1, days, kind, source, notify="payment_success", plan=plan),
+            now=NOW,
         )
     job = max(store.jobs_of(PANEL_SYNC), key=lambda j: j.id)
     return ClaimedJob(job.id, job.kind, job.payload, 1, 12)
@@ -151,3 +172,47 @@ async def test_the_customer_is_linked_to_the_panel_user(store: FakeStore) -> Non
     user = store.state.users[1]
     assert (user.panel_ref, user.subscription_url) == ("1", "https://sub/1")
     assert store.state.jobs[max(store.state.jobs)].status == "done"
+
+
+TRIAL = AssignedPlan("trial", PlanLimits(device_limit=1, traffic_gb=5))
+PRO = AssignedPlan("pro", PlanLimits(device_limit=3, squads=("sq-pro",)))
+
+
+async def test_a_plan_gives_the_panel_user_absolute_limits(store: FakeStore) -> None:
+    panel, notifier = FakePanel(), FakeNotifier()
+    sync = PanelSyncHandler(store, panel, notifier, clock=lambda: NOW, default_squad="sq-default")
+    await sync(await grant(store, 3, "1", TRIAL, GrantKind.TRIAL))
+    assert panel.limits["1"] == UserLimits(1, 5 * 1024**3, "NO_RESET", ("sq-default",))
+    await sync(await grant(store, 30, "p1", PRO))
+    assert panel.limits["1"] == UserLimits(3, 0, "NO_RESET", ("sq-pro",))
+    # A gift keeps the current plan: the panel is told the same limits again, not none.
+    await sync(await grant(store, 3, "g1", None, GrantKind.GIFT))
+    assert panel.limits["1"] == UserLimits(3, 0, "NO_RESET", ("sq-pro",))
+    assert store.state.users[1].plan == PRO
+
+
+async def test_a_stale_trial_sync_after_the_paid_plan_leaves_the_paid_limits(
+    store: FakeStore,
+) -> None:
+    panel, notifier = FakePanel(), FakeNotifier()
+    sync = handler(store, panel, notifier)
+    trial_job = await grant(store, 3, "1", TRIAL, GrantKind.TRIAL)
+    await sync(await grant(store, 30, "p1", PRO))
+    await sync(trial_job)  # its hint names the trial; the re-read finds the paid plan
+    assert panel.limits["1"] == UserLimits(3, 0, "NO_RESET", ("sq-pro",))
+
+
+async def test_a_hint_naming_another_plan_than_the_row_goes_round_again(
+    store: FakeStore,
+) -> None:
+    panel, notifier = FakePanel(), FakeNotifier()
+    job = await grant(store, 30, "p1", PRO)
+    stale = dict(job.payload, plan_hint=plan_payload(TRIAL))  # same expiry, other plan
+    await handler(store, panel, notifier)(ClaimedJob(job.id, job.kind, stale, 1, 12))
+    assert panel.limits["1"] == UserLimits(3, 0, "NO_RESET", ("sq-pro",))
+
+
+async def test_a_user_without_a_plan_keeps_the_panel_limits(store: FakeStore) -> None:
+    panel, notifier = FakePanel(), FakeNotifier()
+    await handler(store, panel, notifier)(await grant(store, 30, "p1"))
+    assert panel.limits == {"1": None}

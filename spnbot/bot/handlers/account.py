@@ -36,7 +36,8 @@ async def my_subscription(
         )
     if not view.live:
         text += ctx.texts(lang, "my_sub_stale")
-    await show(query, text, keyboards.subscription(ctx, lang))
+    manage = bool(profile.panel_ref and view.subscription_url and view.active)
+    await show(query, text, keyboards.subscription(ctx, lang, manage=manage))
 
 
 async def howto(query: CallbackQuery, ctx: BotContext, lang: str) -> None:

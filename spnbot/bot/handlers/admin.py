@@ -16,6 +16,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, Message
 
 from spnbot.bot.context import BotContext
+from spnbot.bot.limits import describe
 from spnbot.bot.texts import Raw, format_dt
 from spnbot.domain.expiry import is_active, utcnow
 from spnbot.services.admin import (
@@ -27,6 +28,7 @@ from spnbot.services.admin import (
     moscow_day_end,
 )
 from spnbot.services.broadcast import MAX_TEXT, Audience
+from spnbot.services.devices import DeviceResult, DeviceView
 from spnbot.services.reports import MAX_DAYS as MAX_STATS_DAYS
 from spnbot.services.reports import ChartLabels
 from spnbot.services.rewards import normalize_code
@@ -99,15 +101,20 @@ async def new_code(message: Message, command: CommandObject, ctx: BotContext, la
 
 async def give_sub(message: Message, command: CommandObject, ctx: BotContext, lang: str) -> None:
     parts = (command.args or "").split()
-    tg_id = _number(parts[0], MAX_TG_ID) if len(parts) == 2 else None
-    days = _number(parts[1], MAX_DAYS) if len(parts) == 2 else None
+    tg_id = _number(parts[0], MAX_TG_ID) if len(parts) in (2, 3) else None
+    days = _number(parts[1], MAX_DAYS) if len(parts) in (2, 3) else None
     if tg_id is None or days is None:
         await message.answer(ctx.texts(lang, "admin_usage_give_sub"))
+        return
+    plan = ctx.settings.tariff(parts[2]) if len(parts) == 3 else None
+    if len(parts) == 3 and plan is None:
+        codes = ", ".join(t.code for t in ctx.settings.tariffs)
+        await message.answer(ctx.texts(lang, "admin_unknown_plan", plan=parts[2], codes=codes))
         return
     assert message.from_user is not None
     # The message names the grant: Telegram redelivering this update grants nothing more.
     source = f"{message.chat.id}:{message.message_id}"
-    given = await ctx.admin.give_days(message.from_user.id, tg_id, days, source)
+    given = await ctx.admin.give_days(message.from_user.id, tg_id, days, source, plan)
     if given.result is GiveResult.UNKNOWN_USER:
         await message.answer(ctx.texts(lang, "admin_unknown_user", tg_id=tg_id))
     elif given.result is GiveResult.REPEAT or given.expires_at is None:
@@ -223,7 +230,31 @@ async def user(message: Message, command: CommandObject, ctx: BotContext, lang: 
     if card is None:
         await message.answer(ctx.texts(lang, "admin_unknown_user", tg_id=tg_id))
         return
-    await message.answer(render_user(ctx, lang, card))
+    devices = await ctx.devices.devices(tg_id) if card.panel_ref else None
+    await message.answer(render_user(ctx, lang, card) + render_products(ctx, lang, card, devices))
+
+
+def render_products(ctx: BotContext, lang: str, card: UserCard, devices: DeviceView | None) -> str:
+    """Plan, limits, devices and trial use of one customer."""
+    t = ctx.texts
+    none = t(lang, "admin_none")
+    if devices is None or devices.result is DeviceResult.NO_SUBSCRIPTION:
+        shown = none
+    elif devices.result is DeviceResult.UNAVAILABLE:
+        shown = t(lang, "admin_user_devices_unavailable")
+    else:
+        limit = devices.limit if devices.limit is not None else "—"
+        shown = t(lang, "admin_user_devices", count=len(devices.devices), limit=limit)
+    limits = describe(t, lang, card.plan_limits) if card.plan_limits is not None else none
+    trial = format_dt(card.trial_at, lang) if card.trial_at else t(lang, "admin_no")
+    return t(
+        lang,
+        "admin_user_products",
+        plan=card.plan_code or none,
+        limits=limits,
+        devices=shown,
+        trial=trial,
+    )
 
 
 def render_user(ctx: BotContext, lang: str, card: UserCard) -> str:

@@ -9,10 +9,12 @@ from spnbot.bot import callbacks as cb
 from spnbot.bot import keyboards
 from spnbot.bot.context import BotContext
 from spnbot.bot.filters import DataIs
+from spnbot.bot.limits import describe
 from spnbot.bot.render import show
 from spnbot.bot.texts import Raw, format_dt
 from spnbot.domain.expiry import is_active, utcnow
 from spnbot.domain.states import PaymentStatus
+from spnbot.domain.tariffs import PlanLimits, Tariff
 from spnbot.services.confirm import Outcome
 from spnbot.services.purchase import PurchaseResult, PurchaseStatus
 from spnbot.services.users import Profile
@@ -27,12 +29,12 @@ async def tariffs(query: CallbackQuery, ctx: BotContext, lang: str, profile: Pro
 
 
 async def methods(
-    query: CallbackQuery, callback_data: cb.TariffCb, ctx: BotContext, lang: str
+    query: CallbackQuery, callback_data: cb.TariffCb, ctx: BotContext, lang: str, profile: Profile
 ) -> None:
     tariff = ctx.settings.tariff(callback_data.code)
     await query.answer()
     if tariff is None:  # a button from before the operator changed the tariffs
-        await show(query, ctx.texts(lang, "tariffs_title"), keyboards.tariffs(ctx, lang))
+        await show(query, ctx.texts(lang, "tariff_gone"), keyboards.tariffs(ctx, lang))
         return
     if not ctx.offers():
         await show(query, ctx.texts(lang, "no_methods"), keyboards.back(ctx, lang))
@@ -40,15 +42,37 @@ async def methods(
     text = ctx.texts(
         lang, "methods_title", months=tariff.months, days=tariff.days, price=tariff.rub
     )
+    text += _limits_note(ctx, lang, tariff, profile)
     await show(query, text, keyboards.methods(ctx, lang, tariff))
+
+
+def _limits_note(ctx: BotContext, lang: str, tariff: Tariff, profile: Profile) -> str:
+    """The plan's limits, and what changes for a customer whose current plan has others."""
+    note = ""
+    if not tariff.limits.is_empty:
+        note = ctx.texts(
+            lang, "tariff_limits_line", limits=describe(ctx.texts, lang, tariff.limits)
+        )
+    # No plan applied yet counts as "no limits": a limited plan then changes something too.
+    current = profile.plan_limits if profile.plan_limits is not None else PlanLimits()
+    if is_active(profile.expires_at, utcnow()) and current != tariff.limits:
+        note += ctx.texts(
+            lang,
+            "plan_change_note",
+            current=describe(ctx.texts, lang, current),
+            new=describe(ctx.texts, lang, tariff.limits),
+        )
+    return note
 
 
 async def pay(query: CallbackQuery, callback_data: cb.PayCb, ctx: BotContext, lang: str) -> None:
     tariff = ctx.settings.tariff(callback_data.code)
     method = callback_data.method or None
     if tariff is None or not ctx.providers.offers_method(callback_data.provider, method):
+        # A stale button (the plan or the method is gone): nothing is created.
         await query.answer()
-        await show(query, ctx.texts(lang, "tariffs_title"), keyboards.tariffs(ctx, lang))
+        key = "tariff_gone" if tariff is None else "tariffs_title"
+        await show(query, ctx.texts(lang, key), keyboards.tariffs(ctx, lang))
         return
     await query.answer()
     description = ctx.texts(lang, "tariff_button", months=tariff.months, price=tariff.rub)

@@ -12,6 +12,7 @@ from spnbot.bot import keyboards
 from spnbot.bot.context import BotContext
 from spnbot.bot.filters import DataIs
 from spnbot.bot.render import show
+from spnbot.services.users import Profile
 
 # Telegram ids are positive and fit 64 bits; a deep link is at most 64 characters, but a
 # forged one may be anything: "ref_²" passes isdigit(), 4000 zeros pass int().
@@ -49,19 +50,23 @@ async def start(
             ctx.texts(lang, "terms_prompt"), reply_markup=keyboards.terms(ctx, lang)
         )
         return
-    await message.answer(ctx.texts(lang, "main_menu"), reply_markup=keyboards.main_menu(ctx, lang))
+    await message.answer(
+        ctx.texts(lang, "main_menu"), reply_markup=keyboards.main_menu(ctx, lang, profile)
+    )
 
 
-async def accept_terms(query: CallbackQuery, ctx: BotContext, lang: str) -> None:
+async def accept_terms(query: CallbackQuery, ctx: BotContext, lang: str, profile: Profile) -> None:
     await ctx.users.accept_terms(query.from_user.id)
     await query.answer(ctx.texts(lang, "terms_accepted"))
-    await show(query, ctx.texts(lang, "main_menu"), keyboards.main_menu(ctx, lang))
+    await show(query, ctx.texts(lang, "main_menu"), keyboards.main_menu(ctx, lang, profile))
 
 
-async def menu(query: CallbackQuery, state: FSMContext, ctx: BotContext, lang: str) -> None:
+async def menu(
+    query: CallbackQuery, state: FSMContext, ctx: BotContext, lang: str, profile: Profile
+) -> None:
     await state.clear()
     await query.answer()
-    await show(query, ctx.texts(lang, "main_menu"), keyboards.main_menu(ctx, lang))
+    await show(query, ctx.texts(lang, "main_menu"), keyboards.main_menu(ctx, lang, profile))
 
 
 def build() -> Router:
