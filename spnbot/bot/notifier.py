@@ -22,7 +22,7 @@ from spnbot.bot.texts import Raw, Texts, format_dt
 from spnbot.config import Settings
 from spnbot.services.notices import DeliveryRetryLater, Notice, RecipientBlocked, Screen
 
-SCREENS = {Screen.TARIFFS: cb.BUY, Screen.SUBSCRIPTION: cb.MY_SUB}
+SCREENS = {Screen.TARIFFS: cb.BUY, Screen.SUBSCRIPTION: cb.MY_SUB, Screen.HOWTO: cb.HOWTO}
 
 
 class BotNotifier:

@@ -26,6 +26,12 @@ def stage_for(left: timedelta, days_before: Sequence[int]) -> str | None:
     return f"{min(due)}d" if due else None
 
 
+def reminder_key(user_id: int, stage: str, expires_at: datetime) -> str:
+    """One reminder per user, stage and subscription period, whoever notices it first: this
+    scan or a panel expiry webhook (services/panel_events.py) use the same key."""
+    return f"remind:{stage}:{user_id}:{int(expires_at.timestamp())}"
+
+
 class ReminderService:
     def __init__(
         self,
@@ -33,8 +39,10 @@ class ReminderService:
         *,
         days_before: Sequence[int] = (3, 1),
         clock: Callable[[], datetime] = utcnow,
+        enabled: bool = True,
     ) -> None:
         self._db = db
+        self._enabled = enabled  # False with REMINDERS_SOURCE=panel: the panel's webhooks remind
         self._days = sorted(set(days_before), reverse=True)
         self._clock = clock
 
@@ -44,6 +52,8 @@ class ReminderService:
         The job's dedup key names the user, the stage and the expiry it is about, so each is
         sent once per subscription period, by however many instances run this.
         """
+        if not self._enabled:
+            return 0
         now = self._clock()
         horizon = now + timedelta(days=max(self._days, default=0))
         enqueued = 0
@@ -66,7 +76,7 @@ class ReminderService:
                     {"expires_at": expires_at.isoformat()},
                     [[NoticeButton("btn_renew", screen=Screen.TARIFFS)]],
                 )
-                key = f"remind:{stage}:{user_id}:{int(expires_at.timestamp())}"
+                key = reminder_key(user_id, stage, expires_at)
                 if await queue.enqueue(
                     session, NOTIFY, notify_payload(user_id, notice), dedup_key=key
                 ):

@@ -190,9 +190,20 @@ class Broadcast(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class PanelDelivery(Base):
+    """A panel webhook already acted on: the panel retries, and a repeat must change nothing."""
+
+    __tablename__ = "panel_deliveries"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the raw body
+    event: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 # Core handles on the hot tables: set-based statements on them cost a fraction of the CPU of
 # ORM-enabled ones (the job queue, grants, confirmations, panel sync).
 USERS: Table = User.__table__  # type: ignore[assignment]
 PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 GRANTS: Table = Grant.__table__  # type: ignore[assignment]
 JOBS: Table = Job.__table__  # type: ignore[assignment]
+PANEL_DELIVERIES: Table = PanelDelivery.__table__  # type: ignore[assignment]

@@ -11,6 +11,7 @@ from spnbot.store.accounts import Accounts
 from spnbot.store.db import Database
 from spnbot.store.jobs import JobOutbox
 from spnbot.store.ledger import GrantLedger
+from spnbot.store.panel_events import PanelEvents
 from spnbot.store.payments import PaymentRepository
 from spnbot.store.referrals import Referrals
 
@@ -24,6 +25,7 @@ class Tx:
         self.jobs = JobOutbox(session)
         self.accounts = Accounts(session)
         self.referrals = Referrals(session)
+        self.panel_events = PanelEvents(session)
 
 
 class Store:
