@@ -113,7 +113,7 @@ class PanelEventService:
     ) -> None:
         self._store = store
         self._source = reminders_source
-        self._drift = drift
+        self.drift = drift
         self._devices = devices
         self._clock = clock
         self._next_prune: datetime | None = None
@@ -146,12 +146,12 @@ class PanelEventService:
             if hours is not None:
                 result, check_drift = await self._reminder(act, hours)
             elif name == "user.modified":
-                result, check_drift = _drift_result(self._drift, customer)
+                result, check_drift = _drift_result(self.drift, customer)
             else:
                 result = await self._notice_for(act, event, devices)
-        if check_drift is not None and self._drift is not None:
+        if check_drift is not None and self.drift is not None:
             try:
-                await self._drift.check_user(check_drift)
+                await self.drift.check_user(check_drift)
             except Exception:  # the periodic drift check catches up; the delivery is done
                 log.exception("drift check failed", extra={"user_id": check_drift})
         log.info("panel webhook %s: %s (%s)", name, result.outcome, result.detail)
@@ -192,8 +192,8 @@ class PanelEventService:
             notify_payload(customer.tg_id, notice),
             dedup_key=reminder_key(customer.tg_id, stage, ours),
         )
-        if not added:
-            return Result(Outcome.DUPLICATE, f"reminder {stage} already sent for this period"), None
+        if not added:  # the bot's scan (or another warning) was first
+            return Result(Outcome.IGNORED, f"reminder {stage} already sent for this period"), None
         return Result(Outcome.ACTED, f"reminder {stage} queued"), None
 
     async def _notice_for(self, act: _Act, event: PanelEvent, devices: int | None) -> Result:
