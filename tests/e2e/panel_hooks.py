@@ -89,13 +89,13 @@ async def deliver(stack: Stack, headers: dict[str, str], raw: bytes) -> tuple[in
 async def hook_stack(database_url: str, data_dir: Path, **overrides: Any) -> AsyncIterator[Stack]:
     """The real app with the panel webhook mounted (the recordings' secret)."""
     async with Sandbox() as sandbox:
+        values: dict[str, Any] = {
+            "payment_check_interval": 3600,
+            "reminder_interval": 3600,  # the tests run the scan themselves
+            "remnawave_webhook_secret": SecretStr(SECRET),
+        }
         settings = sandbox.settings(
-            database_url=database_url,
-            data_dir=data_dir,
-            payment_check_interval=3600,
-            reminder_interval=3600,  # the tests run the scan themselves
-            remnawave_webhook_secret=SecretStr(SECRET),
-            **overrides,
+            database_url=database_url, data_dir=data_dir, **{**values, **overrides}
         )
         app = await sandbox.start_app(settings)
         stack = Stack(sandbox, app, database_url, data_dir)

@@ -8,7 +8,7 @@ the panel ref a grant would have stored (3.x ``id``, 2.x ``uuid``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -228,3 +228,40 @@ async def test_every_2x_recording(database_url: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("version", ["3.3.2", "2.7.4"])
 def test_every_recording_has_an_expectation(version: str) -> None:
     assert [r.name for r in recordings(version)] == sorted(EXPECTED[version])
+
+
+async def test_a_new_device_names_the_count_of_the_limit(database_url: str, tmp_path: Path) -> None:
+    """With a panel user the sandbox panel knows, the notice says "(2 из 3)"."""
+    from spnbot.domain.expiry import utcnow
+    from spnbot.panel.base import UserLimits
+    from tests.e2e.panel_hooks import signed
+
+    async with hook_stack(database_url, tmp_path) as stack:
+        end = utcnow().replace(microsecond=0) + timedelta(days=30)
+        user = await stack.app.panel.create_user(
+            username="tg_8880001",
+            telegram_id=8880001,
+            expire_at=end,
+            limits=UserLimits(hwid_device_limit=3),
+        )
+        await add_customer(
+            stack,
+            8880001,
+            panel_ref=user.ref,
+            expires_at=end,
+            subscription_url=user.subscription_url,
+        )
+        for hwid in ("hwid-a", "hwid-b"):
+            stack.sandbox.panel.add_device(user.ref, hwid)
+        body = next(r for r in recordings("3.3.2") if r.name == "011_user_hwid_devices.added").body()
+        body["timestamp"] = utcnow().isoformat().replace("+00:00", "Z")
+        body["data"]["user"].update(
+            id=int(user.ref), telegramId=8880001, shortUuid=user.short_uuid, hwidDeviceLimit=3
+        )
+        status, message = await deliver(stack, *signed(body))
+        assert (status, message) == (200, "acted: panel_device_added_of queued")
+        await stack.jobs_settled()
+        assert texts_of(stack, 8880001) == [
+            "📱 Новое устройство подключено (2 из 3): Pixel 8 (Android).\n\n"
+            "Если это не вы, напишите в поддержку."
+        ]
