@@ -172,7 +172,9 @@ class PanelEventService:
 
     async def _reminder(self, act: _Act, hours: int) -> tuple[Result, int | None]:
         if self._source == "bot":
-            return Result(Outcome.IGNORED, "reminders come from the bot (REMINDERS_SOURCE=bot)"), None
+            return Result(
+                Outcome.IGNORED, "reminders come from the bot (REMINDERS_SOURCE=bot)"
+            ), None
         customer, theirs = act.customer, act.user.expire_at
         ours = customer.expires_at or theirs
         if ours is None:

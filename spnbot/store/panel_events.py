@@ -59,9 +59,7 @@ class PanelEvents:
 
     async def by_short_uuid(self, short_uuid: str) -> Customer | None:
         """The customer whose stored link ends in this short uuid (links end ``/<shortUuid>``)."""
-        return await self._one(
-            USERS.c.subscription_url.endswith("/" + short_uuid, autoescape=True)
-        )
+        return await self._one(USERS.c.subscription_url.endswith("/" + short_uuid, autoescape=True))
 
     async def forget_panel_user(self, tg_id: int, panel_ref: str) -> bool:
         """Unlink a panel user the panel deleted; only if the customer is still linked to it."""

@@ -133,7 +133,9 @@ async def user_row(stack: Stack, tg_id: int) -> Any:
 
 async def deliveries(stack: Stack) -> int:
     async with stack.app.db.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(PANEL_DELIVERIES))).scalar_one())
+        return int(
+            (await session.execute(select(func.count()).select_from(PANEL_DELIVERIES))).scalar_one()
+        )
 
 
 def texts_of(stack: Stack, tg_id: int) -> list[str]:

@@ -65,7 +65,9 @@ async def test_one_reminder_per_period(database_url: str, tmp_path: Path, source
             await add_customer(stack, tg_id, panel_ref=str(tg_id - 7770000 + 500), expires_at=end)
 
         async def panel_warns(tg_id: int) -> str:
-            status, message = await deliver(stack, *warning(tg_id, ends[tg_id], hours[tg_id], utcnow()))
+            status, message = await deliver(
+                stack, *warning(tg_id, ends[tg_id], hours[tg_id], utcnow())
+            )
             assert status == 200, message
             return message
 

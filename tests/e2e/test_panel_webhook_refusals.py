@@ -42,9 +42,7 @@ def revoked() -> Recording:
 @pytest.fixture
 async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async with hook_stack(database_url, tmp_path) as st:
-        await add_customer(
-            st, CUSTOMER, panel_ref="17", expires_at=None, subscription_url=OLD_LINK
-        )
+        await add_customer(st, CUSTOMER, panel_ref="17", expires_at=None, subscription_url=OLD_LINK)
         st.app.panel_webhook.clock = lambda: revoked().sent_at  # type: ignore[union-attr]
         yield st
 
@@ -100,7 +98,11 @@ def _cases() -> dict[str, tuple[int, str, Callable[[Recording], tuple[dict[str, 
             "missing X-Remnawave-Signature",
             lambda r: ({k: v for k, v in r.headers.items() if k != sig}, r.raw_body),
         ),
-        "non-ASCII signature": (401, "signature", lambda r: ({**r.headers, sig: "é" * 64}, r.raw_body)),
+        "non-ASCII signature": (
+            401,
+            "signature",
+            lambda r: ({**r.headers, sig: "é" * 64}, r.raw_body),
+        ),
         "no timestamp": (
             401,
             "missing X-Remnawave-Timestamp",
@@ -132,7 +134,10 @@ def _cases() -> dict[str, tuple[int, str, Callable[[Recording], tuple[dict[str, 
         "nested too deep": (
             400,
             "nested deeper",
-            lambda r: (resigned(b := b'{"event":"user.revoked","x":' + b"[" * 40 + b"]" * 40 + b"}"), b),
+            lambda r: (
+                resigned(b := b'{"event":"user.revoked","x":' + b"[" * 40 + b"]" * 40 + b"}"),
+                b,
+            ),
         ),
         "not UTF-8": (400, "not JSON", lambda r: (resigned(b"\xff\xfe{}"), b"\xff\xfe{}")),
         "no event": (
@@ -183,6 +188,7 @@ async def test_wrong_content_type_and_oversized_bodies(stack: Stack) -> None:
     big = rec.raw_body[:-1] + b',"pad":"' + b"x" * (64 * 1024) + b'"}'
     got, message = await deliver(stack, resigned(big), big)
     assert got == 413, message
+
     # Chunked, with no Content-Length to refuse it by: still cut off at 64 KiB.
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(80):

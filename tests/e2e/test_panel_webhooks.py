@@ -86,9 +86,7 @@ async def customers_332(stack: Stack) -> None:
         expires_at=at("2026-12-01T07:36:27+00:00"),
         subscription_url=sub + "8-p8Gkexc1NeYxP2",
     )
-    await add_customer(
-        stack, 5550002, panel_ref="16", expires_at=at("2026-12-02T06:34:27+00:00")
-    )
+    await add_customer(stack, 5550002, panel_ref="16", expires_at=at("2026-12-02T06:34:27+00:00"))
     await add_customer(
         stack,
         5550003,
@@ -253,7 +251,9 @@ async def test_a_new_device_names_the_count_of_the_limit(database_url: str, tmp_
         )
         for hwid in ("hwid-a", "hwid-b"):
             stack.sandbox.panel.add_device(user.ref, hwid)
-        body = next(r for r in recordings("3.3.2") if r.name == "011_user_hwid_devices.added").body()
+        body = next(
+            r for r in recordings("3.3.2") if r.name == "011_user_hwid_devices.added"
+        ).body()
         body["timestamp"] = utcnow().isoformat().replace("+00:00", "Z")
         body["data"]["user"].update(
             id=int(user.ref), telegramId=8880001, shortUuid=user.short_uuid, hwidDeviceLimit=3

@@ -14,9 +14,9 @@ from spnbot.config import database_url_to_sqlalchemy
 from spnbot.domain.money import Money
 from spnbot.domain.states import GrantKind, PaymentStatus
 from spnbot.store import migrate
+from spnbot.store.accounts import PanelLink
 from spnbot.store.db import Database
 from spnbot.store.jobs import NewJob
-from spnbot.store.accounts import PanelLink
 from spnbot.store.ledger import LedgerEntry
 from spnbot.store.models import USERS, Referral
 from spnbot.store.panel_events import Customer
