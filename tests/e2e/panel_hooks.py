@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -91,18 +92,28 @@ async def hook_stack(database_url: str, data_dir: Path, **overrides: Any) -> Asy
     async with Sandbox() as sandbox:
         values: dict[str, Any] = {
             "payment_check_interval": 3600,
-            "reminder_interval": 3600,  # the tests run the scan themselves
             "remnawave_webhook_secret": SecretStr(SECRET),
         }
         settings = sandbox.settings(
             database_url=database_url, data_dir=data_dir, **{**values, **overrides}
         )
         app = await sandbox.start_app(settings)
+        await _stop_periodic_reminders()
         stack = Stack(sandbox, app, database_url, data_dir)
         try:
             yield stack
         finally:
             await stack.app.stop()
+
+
+async def _stop_periodic_reminders() -> None:
+    """The tests run the reminder scan themselves (``app.reminders.run_once()``): the app's own
+    periodic pass, started with it, would race them for the same reminders."""
+    periodic = [t for t in asyncio.all_tasks() if t.get_name() == "reminders"]
+    for task in periodic:
+        task.cancel()
+    await asyncio.gather(*periodic, return_exceptions=True)
+    assert periodic, "the app no longer runs a task named 'reminders'"
 
 
 async def add_customer(
