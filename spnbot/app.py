@@ -40,6 +40,7 @@ from spnbot.services.notify import (
     AdminNoticeHandler,
     NotifyHandler,
 )
+from spnbot.services.panel_events import DriftCheck, PanelEventService
 from spnbot.services.panel_sync import PanelSyncHandler
 from spnbot.services.purchase import PurchaseService
 from spnbot.services.reconcile import Reconciler
@@ -57,6 +58,7 @@ from spnbot.store.instance_lock import InstanceLock
 from spnbot.store.jobs import ClaimedJob
 from spnbot.store.uow import Store
 from spnbot.web.metrics import Metrics, TelegramErrorCounter
+from spnbot.web.panel_webhook import PanelWebhook
 from spnbot.web.serve import start_web_server
 from spnbot.web.server import build_web_app
 from spnbot.web.telegram_webhook import mount_telegram_webhook
@@ -100,7 +102,9 @@ class Application:
         self.providers = build_registry(s, self.http, stars_sender=self.notifier)
 
         self.users = UserService(self.db)
-        self.reminders = ReminderService(self.db, days_before=s.reminder_days)
+        self.reminders = ReminderService(
+            self.db, days_before=s.reminder_days, enabled=s.reminders_source != "panel"
+        )
         self.panel_sync = PanelSyncHandler(
             self.store,
             self.panel,
@@ -167,6 +171,21 @@ class Application:
             else None
         )
         self.dp: Dispatcher = build_dispatcher(self.ctx, self.storage)
+        # The drift service (spnbot sync) plugs in here; None = user.modified is only logged.
+        self.drift: DriftCheck | None = None
+        self.panel_events = PanelEventService(
+            self.store, reminders_source=s.reminders_source, drift=self.drift, devices=self.panel
+        )
+        self.panel_webhook = (
+            PanelWebhook(
+                self.panel_events,
+                secret=s.remnawave_webhook_secret.get_secret_value(),
+                window=timedelta(seconds=s.remnawave_webhook_window),
+                metrics=self.metrics,
+            )
+            if s.remnawave_webhook_secret is not None
+            else None
+        )
         self.web = build_web_app(
             db=self.db,
             confirmer=self.confirmer,
@@ -174,6 +193,7 @@ class Application:
             oneplat_shop_id=s.oneplat_shop_id,
             metrics=self.metrics,
             trusted_proxies=parse_networks(s.trusted_proxies),
+            panel_webhook=self.panel_webhook,
         )
         if s.telegram_webhook_url:
             mount_telegram_webhook(

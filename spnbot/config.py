@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     remnawave_api_key: SecretStr | None = None
     default_squad_uuid: str | None = None
 
+    # Panel → bot webhooks (POST /remnawave-webhook): the panel's WEBHOOK_SECRET_HEADER; unset =
+    # the route is not mounted. Deliveries whose timestamp is further than the window from our
+    # clock (either way) are refused.
+    remnawave_webhook_secret: SecretStr | None = None
+    remnawave_webhook_window: int = Field(300, gt=0, le=86400)
+
     # CryptoBot (Crypto Pay API)
     cryptobot_token: SecretStr | None = None
     cryptobot_api_url: str = "https://pay.crypt.bot/api"
@@ -140,6 +146,9 @@ class Settings(BaseSettings):
     trial_device_limit: int | None = Field(None, ge=1)
     trial_traffic_gb: int | None = Field(None, ge=1)
     trial_squad_uuid: str | None = None
+    # Who notices a due reminder: the bot's own scan, the panel's expiry webhooks, or both
+    # (one reminder per period, whichever noticed first).
+    reminders_source: Literal["bot", "panel", "both"] = "both"
     # Per-user flood guard: a bucket of THROTTLE_BURST presses refilled at THROTTLE_RATE per second.
     throttle_rate: float = Field(2.0, ge=0)
     throttle_burst: int = Field(6, ge=1)
@@ -170,6 +179,23 @@ class Settings(BaseSettings):
                 raise ValueError("days must be positive")
             return days
         return value
+
+    @field_validator("remnawave_webhook_secret")
+    @classmethod
+    def _panel_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if len(raw) < 32 or any(c.isspace() for c in raw):
+            raise ValueError(
+                "must be the panel's WEBHOOK_SECRET_HEADER: at least 32 characters, no spaces"
+            )
+        return value
+
+    @field_validator("reminders_source", mode="before")
+    @classmethod
+    def _reminders_source(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -311,6 +337,11 @@ class Settings(BaseSettings):
         if bool(self.yookassa_shop_id) != bool(self.yookassa_secret_key):
             missing = "YOOKASSA_SECRET_KEY" if self.yookassa_shop_id else "YOOKASSA_SHOP_ID"
             raise ValueError(f"{missing}: is required when the other YooKassa credential is set")
+        if self.reminders_source == "panel" and self.remnawave_webhook_secret is None:
+            raise ValueError(
+                "REMINDERS_SOURCE: panel needs REMNAWAVE_WEBHOOK_SECRET (the panel's webhooks), "
+                "or nobody would send reminders"
+            )
         if self.yookassa_receipts and not self.yookassa_receipt_email:
             raise ValueError("YOOKASSA_RECEIPT_EMAIL: is required when YOOKASSA_RECEIPTS=true")
         if self.trial_requires_channel and not self.news_channel_username:
@@ -355,6 +386,7 @@ class Settings(BaseSettings):
                 self.oneplat_shop_secret,
                 self.yookassa_secret_key,
                 self.telegram_webhook_secret,
+                self.remnawave_webhook_secret,
             )
             if v is not None
         ]
@@ -435,6 +467,7 @@ _HIDDEN_FIELDS = {
     "bot_token",
     "remnawave_api_token",
     "remnawave_api_key",
+    "remnawave_webhook_secret",
     "cryptobot_token",
     "oneplat_shop_secret",
     "yookassa_secret_key",

@@ -34,7 +34,7 @@ from spnbot.services.qr import qr_png
 
 log = logging.getLogger(__name__)
 
-SCREENS = {Screen.TARIFFS: cb.BUY, Screen.SUBSCRIPTION: cb.MY_SUB}
+SCREENS = {Screen.TARIFFS: cb.BUY, Screen.SUBSCRIPTION: cb.MY_SUB, Screen.HOWTO: cb.HOWTO}
 
 
 class BotNotifier:

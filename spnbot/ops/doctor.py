@@ -30,6 +30,7 @@ from spnbot.panel.base import PanelAuthError, PanelError, PanelUnavailable, Pane
 from spnbot.payments.base import ProviderError
 from spnbot.store import migrate
 from spnbot.store.db import Database, uses_transaction_pooler
+from spnbot.web.panel_webhook import PATH as PANEL_WEBHOOK_PATH
 
 CHECK_TIMEOUT = 10.0
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class _Doctor:
             ("migrations", self.migrations, "check DATABASE_URL and the server"),
             ("Telegram Bot API", self.telegram, f"check TELEGRAM_API_URL ({s.telegram_api_url})"),
             ("Remnawave panel", self.panel, "check REMNAWAVE_BASE_URL and the panel's firewall"),
+            ("Remnawave webhook", self.panel_webhook, "report this as a bug"),
             ("1Plat", self.oneplat, f"check ONEPLAT_BASE_URL ({s.oneplat_base_url})"),
             ("CryptoBot", self.cryptobot, f"check CRYPTOBOT_API_URL ({s.cryptobot_api_url})"),
         ]
@@ -250,6 +252,18 @@ class _Doctor:
             )
         return f"{where}; squad {squad} exists"
 
+    async def panel_webhook(self) -> str:
+        """Configuration only: the panel calls us, so there is nothing to ask it here."""
+        s = self.settings
+        if s.remnawave_webhook_secret is None:
+            raise NotConfigured
+        return (
+            f"POST {PANEL_WEBHOOK_PATH} is served (REMNAWAVE_WEBHOOK_SECRET set, window "
+            f"{s.remnawave_webhook_window} s); reminders from {s.reminders_source}; the panel "
+            f"needs WEBHOOK_ENABLED=true, WEBHOOK_URL=https://<this host>{PANEL_WEBHOOK_PATH} "
+            "and the same WEBHOOK_SECRET_HEADER"
+        )
+
     async def oneplat(self) -> str:
         s = self.settings
         provider = make_oneplat(s, self.http, timeout=self.timeout)
@@ -320,6 +334,7 @@ def _secrets(settings: Settings) -> list[str]:
             settings.remnawave_api_key,
             settings.oneplat_shop_secret,
             settings.cryptobot_token,
+            settings.remnawave_webhook_secret,
         )
         if secret is not None
     ]

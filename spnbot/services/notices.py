@@ -12,6 +12,7 @@ class Screen(enum.StrEnum):
 
     TARIFFS = "tariffs"
     SUBSCRIPTION = "subscription"
+    HOWTO = "howto"
 
 
 @dataclass(frozen=True)

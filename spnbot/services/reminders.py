@@ -29,6 +29,18 @@ def stage_for(left: timedelta, days_before: Sequence[int]) -> str | None:
     return f"{min(due)}d" if due else None
 
 
+def reminder_key(user_id: int, stage: str, expires_at: datetime) -> str:
+    """One reminder per user, stage and subscription period, whoever notices it first: this
+    scan or a panel expiry webhook (services/panel_events.py) use the same key."""
+    return f"remind:{stage}:{user_id}:{int(expires_at.timestamp())}"
+
+
+def reminder_keep_until(expires_at: datetime) -> datetime:
+    """How long a reminder's sent mark lives: the scan stops finding a user once the expiry is
+    EXPIRED_GRACE past; a day longer than that, against clocks of instances that disagree."""
+    return expires_at + EXPIRED_GRACE + MARK_MARGIN
+
+
 class ReminderService:
     def __init__(
         self,
@@ -36,8 +48,10 @@ class ReminderService:
         *,
         days_before: Sequence[int] = (3, 1),
         clock: Callable[[], datetime] = utcnow,
+        enabled: bool = True,
     ) -> None:
         self._db = db
+        self._enabled = enabled  # False with REMINDERS_SOURCE=panel: the panel's webhooks remind
         self._days = sorted(set(days_before), reverse=True)
         self._clock = clock
 
@@ -48,6 +62,8 @@ class ReminderService:
         subscription period, by however many instances run this. It is a sent mark, not only
         the job's dedup key: done jobs are pruned, and the mark outlives the reminder's window.
         """
+        if not self._enabled:
+            return 0
         now = self._clock()
         horizon = now + timedelta(days=max(self._days, default=0))
         enqueued = 0
@@ -67,13 +83,12 @@ class ReminderService:
                 assert expires_at is not None  # filtered in SQL
                 stage = stage_for(expires_at - now, self._days)
                 if stage is not None:
-                    key = f"remind:{stage}:{user_id}:{int(expires_at.timestamp())}"
-                    due[key] = (user_id, stage, expires_at)
+                    due[reminder_key(user_id, stage, expires_at)] = (user_id, stage, expires_at)
             # The scan stops finding a user once the expiry is EXPIRED_GRACE past: keep the
             # mark a day longer than that, against clocks of several instances that disagree.
             fresh = await sent_marks.mark_new(
                 session,
-                [(key, exp + EXPIRED_GRACE + MARK_MARGIN) for key, (_, _, exp) in due.items()],
+                [(key, reminder_keep_until(exp)) for key, (_, _, exp) in due.items()],
                 now=now,
             )
             for key, (user_id, stage, expires_at) in due.items():

@@ -224,6 +224,16 @@ class SentMark(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class PanelDelivery(Base):
+    """A panel webhook already acted on: the panel retries, and a repeat must change nothing."""
+
+    __tablename__ = "panel_deliveries"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the raw body
+    event: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 # Core handles on the hot tables: set-based statements on them cost a fraction of the CPU of
 # ORM-enabled ones (the job queue, grants, confirmations, panel sync).
 USERS: Table = User.__table__  # type: ignore[assignment]
@@ -233,3 +243,4 @@ JOBS: Table = Job.__table__  # type: ignore[assignment]
 INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
 BROADCASTS: Table = Broadcast.__table__  # type: ignore[assignment]
 SENT_MARKS: Table = SentMark.__table__  # type: ignore[assignment]
+PANEL_DELIVERIES: Table = PanelDelivery.__table__  # type: ignore[assignment]

@@ -31,3 +31,13 @@ async def mark_new(
     )
     rows = [{"key": key, "keep_until": until, "created_at": now} for key, until in marks]
     return set((await session.execute(stmt, rows)).scalars())
+
+
+class SentMarks:
+    """The marks as a unit of work sees them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def mark_new(self, marks: Sequence[tuple[str, datetime]], *, now: datetime) -> set[str]:
+        return await mark_new(self._session, marks, now=now)

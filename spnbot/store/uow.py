@@ -11,9 +11,11 @@ from spnbot.store.accounts import Accounts
 from spnbot.store.db import Database
 from spnbot.store.jobs import JobOutbox
 from spnbot.store.ledger import GrantLedger
+from spnbot.store.panel_events import PanelEvents
 from spnbot.store.payments import PaymentRepository
 from spnbot.store.plans import PlanStore
 from spnbot.store.referrals import Referrals
+from spnbot.store.sent_marks import SentMarks
 from spnbot.store.trials import Trials
 
 
@@ -28,6 +30,8 @@ class Tx:
         self.referrals = Referrals(session)
         self.plans = PlanStore(session)
         self.trials = Trials(session)
+        self.panel_events = PanelEvents(session)
+        self.marks = SentMarks(session)
 
 
 class Store:

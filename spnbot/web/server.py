@@ -14,6 +14,7 @@ from spnbot.payments.base import PaymentProvider
 from spnbot.services.confirm import PaymentConfirmer
 from spnbot.store.db import Database
 from spnbot.web.metrics import Metrics
+from spnbot.web.panel_webhook import PanelWebhook
 from spnbot.web.payment_webhooks import payment_webhook
 from spnbot.web.remote import remote_resolver
 
@@ -50,6 +51,7 @@ def build_web_app(
     oneplat_shop_id: str | None,
     metrics: Metrics,
     trusted_proxies: tuple[Network, ...] = (),
+    panel_webhook: PanelWebhook | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[_fault_barrier])
     remote_of = remote_resolver(trusted_proxies)
@@ -57,6 +59,8 @@ def build_web_app(
         if provider.webhook_path:
             handler = payment_webhook(provider, confirmer, metrics, remote_of)
             app.router.add_post(provider.webhook_path, handler)
+    if panel_webhook is not None:  # only with REMNAWAVE_WEBHOOK_SECRET set
+        panel_webhook.mount(app)
     if oneplat_shop_id:
 
         async def domain_verification(_request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from spnbot.domain.states import GrantKind, JobStatus, PaymentStatus
 from spnbot.store.accounts import GrantTarget, PanelLink, SyncState
 from spnbot.store.jobs import ClaimedJob, Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
+from spnbot.store.panel_events import Customer
 from spnbot.store.payments import NewPayment, PaymentRow, Pending
 from spnbot.store.plans import AssignedPlan
 from spnbot.store.trials import TrialStats
@@ -65,6 +66,8 @@ class State:
     users: dict[int, FakeUser] = field(default_factory=dict)
     referrals: dict[int, tuple[int, datetime | None]] = field(default_factory=dict)
     plan_snapshots: dict[str, AssignedPlan] = field(default_factory=dict)  # by payment public id
+    deliveries: dict[str, datetime] = field(default_factory=dict)  # panel webhook keys
+    marks: dict[str, datetime] = field(default_factory=dict)  # sent marks: key → keep until
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -359,6 +362,55 @@ class FakeTrials:
         return TrialStats(len(tried), len(tried & paid))
 
 
+class FakePanelEvents:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def remember(self, key: str, event: str, now: datetime) -> bool:
+        if key in self.s.deliveries:
+            return False
+        self.s.deliveries[key] = now
+        return True
+
+    async def seen(self, key: str) -> bool:
+        return key in self.s.deliveries
+
+    async def prune(self, before: datetime) -> int:
+        old = [k for k, at in self.s.deliveries.items() if at < before]
+        for key in old:
+            del self.s.deliveries[key]
+        return len(old)
+
+    def _first(self, match: Any) -> Customer | None:
+        for uid in sorted(self.s.users):
+            u = self.s.users[uid]
+            if match(u):
+                return Customer(u.tg_id, u.panel_ref, u.expires_at)
+        return None
+
+    async def by_panel_ref(self, refs: Sequence[str]) -> Customer | None:
+        return self._first(lambda u: u.panel_ref is not None and u.panel_ref in refs)
+
+    async def by_telegram_id(self, tg_id: int) -> Customer | None:
+        return self._first(lambda u: u.tg_id == tg_id)
+
+    async def by_short_uuid(self, short_uuid: str) -> Customer | None:
+        end = "/" + short_uuid
+        return self._first(lambda u: (u.subscription_url or "").endswith(end))
+
+    async def forget_panel_user(self, tg_id: int, panel_ref: str) -> bool:
+        user = self.s.users.get(tg_id)
+        if user is None or user.panel_ref != panel_ref:
+            return False
+        user.panel_ref = user.subscription_url = None
+        return True
+
+    async def keep_link(self, tg_id: int, panel_ref: str, subscription_url: str) -> None:
+        user = self.s.users.get(tg_id)
+        if user is not None and user.panel_ref == panel_ref:
+            user.subscription_url = subscription_url
+
+
 class FakeTx:
     def __init__(self, state: State, clock: Any) -> None:
         self.payments = FakePayments(state)
@@ -368,6 +420,19 @@ class FakeTx:
         self.referrals = FakeReferrals(state)
         self.plans = FakePlans(state)
         self.trials = FakeTrials(state)
+        self.panel_events = FakePanelEvents(state)
+        self.marks = FakeMarks(state)
+
+
+class FakeMarks:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def mark_new(self, marks: Sequence[tuple[str, datetime]], *, now: datetime) -> set[str]:
+        fresh = {key for key, _ in marks if key not in self.s.marks}
+        for key, until in marks:
+            self.s.marks.setdefault(key, until)
+        return fresh
 
 
 class FakeStore:

@@ -14,10 +14,12 @@ from spnbot.config import database_url_to_sqlalchemy
 from spnbot.domain.money import Money
 from spnbot.domain.states import GrantKind, PaymentStatus
 from spnbot.store import migrate
+from spnbot.store.accounts import PanelLink
 from spnbot.store.db import Database
 from spnbot.store.jobs import Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
 from spnbot.store.models import USERS, Referral
+from spnbot.store.panel_events import Customer
 from spnbot.store.payments import NewPayment
 from spnbot.store.uow import Store
 from tests.conftest import create_pg_database, drop_pg_database
@@ -180,3 +182,62 @@ async def test_a_failed_unit_of_work_leaves_nothing(port: Port) -> None:
             raise RuntimeError("boom")
     async with port.store.transaction() as tx:
         assert await tx.jobs.add("notify", {}, dedup_key="k")
+
+
+# Panel webhooks (spnbot/store/panel_events.py) -------------------------------------------------
+
+
+async def test_a_panel_delivery_is_remembered_once_and_pruned_by_age(port: Port) -> None:
+    async with port.store.transaction() as tx:
+        assert await tx.panel_events.remember("k" * 64, "user.expired", NOW)
+        assert not await tx.panel_events.remember("k" * 64, "user.expired", NOW)
+        assert await tx.panel_events.remember("old", "user.enabled", NOW - timedelta(days=8))
+        assert await tx.panel_events.seen("k" * 64) and not await tx.panel_events.seen("x")
+    async with port.store.transaction() as tx:
+        assert await tx.panel_events.prune(NOW - timedelta(days=7)) == 1
+        assert not await tx.panel_events.seen("old") and await tx.panel_events.seen("k" * 64)
+        assert await tx.panel_events.prune(NOW - timedelta(days=7)) == 0
+
+
+async def _linked(port: Port) -> None:
+    async with port.store.transaction() as tx:
+        await tx.accounts.record_sync(
+            [
+                PanelLink(1, "17", "https://p.example/api/sub/a_b-C"),
+                PanelLink(2, "0966ae0c-a67a-443a-a788-39c099ab4e43", "https://p.example/sub/axb-C"),
+            ],
+            [],
+            NOW,
+        )
+        await tx.accounts.set_expiries({1: NOW})
+
+
+async def test_the_customer_behind_a_panel_user(port: Port) -> None:
+    await _linked(port)
+    async with port.store.transaction() as tx:
+        by_ref = await tx.panel_events.by_panel_ref(["nope", "17"])
+        assert by_ref == Customer(1, "17", NOW)
+        assert await tx.panel_events.by_panel_ref([]) is None
+        assert (await tx.panel_events.by_telegram_id(2)) == Customer(
+            2, "0966ae0c-a67a-443a-a788-39c099ab4e43", None
+        )
+        assert await tx.panel_events.by_telegram_id(3) is None
+        # "_" is a LIKE wildcard: "a_b-C" must not match user 2's "axb-C" link
+        assert (await tx.panel_events.by_short_uuid("a_b-C")) == by_ref
+        assert (await tx.panel_events.by_short_uuid("axb-C")) is not None
+        assert await tx.panel_events.by_short_uuid("b-C") is None  # a whole last segment only
+
+
+async def test_a_deleted_panel_user_is_unlinked_only_while_linked(port: Port) -> None:
+    await _linked(port)
+    async with port.store.transaction() as tx:
+        assert not await tx.panel_events.forget_panel_user(1, "18")  # linked to 17 now
+        await tx.panel_events.keep_link(1, "17", "https://p.example/api/sub/new")
+        await tx.panel_events.keep_link(2, "17", "https://p.example/api/sub/wrong")
+        assert (await tx.panel_events.by_short_uuid("new")) == Customer(1, "17", NOW)
+        assert await tx.panel_events.by_short_uuid("wrong") is None
+        assert await tx.panel_events.forget_panel_user(1, "17")
+        assert await tx.panel_events.by_panel_ref(["17"]) is None
+        assert await tx.panel_events.by_short_uuid("new") is None
+        states = await tx.accounts.sync_states([1])
+    assert states[1].panel_ref is None and states[1].expires_at == NOW  # what was paid stays

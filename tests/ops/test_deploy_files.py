@@ -27,7 +27,13 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 SERVER_DIR = "/opt/spn-bot"
 SERVER_BIN = f"{SERVER_DIR}/.venv/bin/spnbot"
 CERT_DIR = "/etc/letsencrypt/live/spn.example.com"
-PROXIED = {"/1plat-webhook", "/cryptobot-webhook", "/telegram-webhook", "/1plat.txt"}
+PROXIED = {
+    "/1plat-webhook",
+    "/cryptobot-webhook",
+    "/remnawave-webhook",
+    "/telegram-webhook",
+    "/1plat.txt",
+}
 WEBHOOKS = PROXIED - {"/1plat.txt"}
 
 # tool -> Debian packages that provide it, in order of preference

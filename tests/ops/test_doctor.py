@@ -22,6 +22,7 @@ from spnbot.sandbox.stack import CRYPTO_TOKEN, PANEL_TOKEN, SHOP_SECRET, Sandbox
 from spnbot.store import migrate
 from spnbot.store.db import Database
 
+PANEL_HOOK_SECRET = "sandbox-remnawave-webhook-secret-0123456789abcdef"
 TIMEOUT = 2.0  # per check; the emulators answer in milliseconds
 CHECKS = [
     "configuration",
@@ -29,6 +30,7 @@ CHECKS = [
     "migrations",
     "Telegram Bot API",
     "Remnawave panel",
+    "Remnawave webhook",
     "1Plat",
     "CryptoBot",
 ]
@@ -47,6 +49,8 @@ def sqlite_url(tmp_path: Path) -> str:
 async def migrated(
     sandbox: Sandbox, database_url: str, data_dir: Path, **overrides: Any
 ) -> Settings:
+    # Every part configured, the panel's webhooks too (a test unsets what it wants skipped).
+    overrides.setdefault("remnawave_webhook_secret", SecretStr(PANEL_HOOK_SECRET))
     settings = sandbox.settings(database_url=database_url, data_dir=data_dir, **overrides)
     db = Database(settings.sqlalchemy_url)
     try:
@@ -76,7 +80,7 @@ async def test_all_ok(sandbox: Sandbox, database_url: str, tmp_path: Path) -> No
     assert "long polling" in lines["Telegram Bot API"]
     assert sandbox.panel.squad_uuid in lines["Remnawave panel"]
     text = "\n".join(lines.values())
-    for secret in (sandbox.bot_token, PANEL_TOKEN, SHOP_SECRET, CRYPTO_TOKEN):
+    for secret in (sandbox.bot_token, PANEL_TOKEN, SHOP_SECRET, CRYPTO_TOKEN, PANEL_HOOK_SECRET):
         assert secret not in text
 
 
@@ -208,12 +212,31 @@ async def test_optional_providers_skip(sandbox: Sandbox, tmp_path: Path) -> None
         cryptobot_token=None,
         yookassa_shop_id=None,
         yookassa_secret_key=None,
+        remnawave_webhook_secret=None,
     )
     code, lines = await doctor(settings)
     assert code == 0, lines
     assert lines["1Plat"] == "skip 1Plat: not configured"
     assert lines["CryptoBot"] == "skip CryptoBot: not configured"
+    assert lines["Remnawave webhook"] == "skip Remnawave webhook: not configured"
     assert "providers: stars;" in lines["configuration"]
+
+
+async def test_panel_webhook_is_reported_when_configured(sandbox: Sandbox, tmp_path: Path) -> None:
+    secret = "w" * 64
+    settings = await migrated(
+        sandbox,
+        sqlite_url(tmp_path),
+        tmp_path,
+        remnawave_webhook_secret=SecretStr(secret),
+        reminders_source="panel",
+    )
+    code, lines = await doctor(settings)
+    assert code == 0, lines
+    line = lines["Remnawave webhook"]
+    assert line.startswith("ok   Remnawave webhook: POST /remnawave-webhook is served"), line
+    assert "window 300 s); reminders from panel" in line
+    assert secret not in "\n".join(lines.values())
 
 
 async def test_webhook_is_shown(sandbox: Sandbox, tmp_path: Path) -> None:

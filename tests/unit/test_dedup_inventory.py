@@ -27,13 +27,28 @@ GUARDS = {
     "admin:jobfail:": "a job gives up once (failed jobs are kept); ids are never reused",
     "admin:backup:": "a backup file name holds its UTC time: each file is announced once",
     "remind:": "sent_marks row, kept until the reminder's window has closed",
+    "panel:": "its panel_deliveries row, written first; kept 7 days, the panel retries for minutes",
 }
-# Keys built in a variable first: (file, variable) -> the prefix the variable holds
-INDIRECT = {("services/reminders.py", "key"): "remind:"}
+# Keys built in a variable first: (file, variable) -> the prefix the variable holds. Reminder
+# keys come from reminders.reminder_key, shared by the bot's scan and the panel's webhooks.
+INDIRECT = {
+    ("services/reminders.py", "key"): "remind:",
+    ("services/panel_events.py", "key"): "remind:",
+}
 
 LITERAL = re.compile(r'dedup_key=f"([a-z:]+)\{[^}]*\}(:\{stage\})?')
 VARIABLE = re.compile(r"dedup_key=([a-z_]+)(?![a-z_\"])")
 ASSIGNED = re.compile(r'\b([a-z_]+) = f"([a-z]+:)')
+
+
+def _reminder_prefix() -> str:
+    source = (SPNBOT / "services" / "reminders.py").read_text()
+    found = re.search(r'def reminder_key\(.*?\n\s+return f"([a-z]+:)', source, flags=re.S)
+    assert found, "reminders.reminder_key no longer builds the key it did"
+    return found.group(1)
+
+
+REMINDER_PREFIX = _reminder_prefix()
 
 
 def _sites() -> list[tuple[str, str]]:
@@ -49,6 +64,8 @@ def _sites() -> list[tuple[str, str]]:
             name = match.group(1)
             assert (rel, name) in INDIRECT, f"{rel}: dedup_key={name} is not accounted for"
             prefixes = {p for var, p in ASSIGNED.findall(source) if var == name}
+            if "reminder_key(" in source:
+                prefixes.add(REMINDER_PREFIX)
             assert prefixes == {INDIRECT[(rel, name)]}, (rel, name, prefixes)
             found.append((rel, INDIRECT[(rel, name)]))
         plain = source.count("dedup_key=") - len(LITERAL.findall(source))
