@@ -11,7 +11,7 @@ LOCK   := constraints.txt
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 PIP    := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck pytest bench run sandbox clean lock
+.PHONY: demo test lint typecheck pytest bench mutate run sandbox clean lock
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -34,6 +34,12 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Mutation testing of the rules (spnbot/domain) against tests/unit; see README "Tests".
+mutate: $(STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run
+	$(BIN)/mutmut results
 
 # Payments burst and chat load against their floors; see README "Performance".
 bench: $(STAMP)
