@@ -103,7 +103,7 @@ class Application:
 
         self.users = UserService(self.db)
         self.reminders = ReminderService(
-            self.db, days_before=s.reminder_days, enabled=s.reminders_source != "panel"
+            self.store, days_before=s.reminder_days, enabled=s.reminders_source != "panel"
         )
         self.panel_sync = PanelSyncHandler(
             self.store,

@@ -8,21 +8,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from spnbot.domain.expiry import MSK, utcnow
 from spnbot.domain.money import Money
-from spnbot.domain.states import GrantKind, JobStatus, PaymentStatus
+from spnbot.domain.states import GrantKind, JobStatus
 from spnbot.domain.tariffs import PlanLimits, Tariff
 from spnbot.services.grants import GrantRequest, grant_days
 from spnbot.services.reports import ReportService
 from spnbot.services.rewards import normalize_code
+from spnbot.store import customer_cards as cards
 from spnbot.store import jobs as queue
 from spnbot.store import stats as stats_store
 from spnbot.store.db import Database
 from spnbot.store.dialect import insert_ignoring_conflicts
-from spnbot.store.models import Base, Grant, Payment, PromoCode, User
+from spnbot.store.models import PromoCode
 from spnbot.store.plans import AssignedPlan
 from spnbot.store.uow import Tx
 
@@ -171,51 +169,35 @@ class AdminService:
         _, since = self.reports.window(days, now)
         async with self._db.transaction() as session:
             jobs = await queue.counts(session)
+            counted = await stats_store.counts(
+                session, now=now, today=today, week_ago=now - timedelta(days=7)
+            )
             return Stats(
-                users_total=await _count(session, User),
-                users_today=await _count(session, User, User.created_at >= today),
-                users_week=await _count(session, User, User.created_at >= now - timedelta(days=7)),
-                active_subscriptions=await _count(session, User, User.expires_at > now),
-                paid_today=await _paid_since(session, today),
+                users_total=counted.users_total,
+                users_today=counted.users_today,
+                users_week=counted.users_week,
+                active_subscriptions=counted.active_subscriptions,
+                paid_today=_totals(await stats_store.paid_since(session, today)),
                 days=days,
-                paid_period=await _paid_since(session, since),
+                paid_period=_totals(await stats_store.paid_since(session, since)),
                 payers_period=await stats_store.payers_between(session, since, now),
                 ever_paid=await stats_store.ever_paid(session),
-                pending_payments=await _count(
-                    session, Payment, Payment.status == PaymentStatus.PENDING
-                ),
+                pending_payments=counted.pending_payments,
                 jobs_waiting=jobs.get(JobStatus.PENDING, 0) + jobs.get(JobStatus.RUNNING, 0),
                 jobs_failed=jobs.get(JobStatus.FAILED, 0),
             )
 
     async def user_profile(self, tg_id: int) -> UserCard | None:
         async with self._db.transaction() as session:
-            user = await session.get(User, tg_id)
+            user = await cards.customer(session, tg_id)
             if user is None:
                 return None
-            rows = await session.execute(
-                select(Payment)
-                .where(Payment.user_id == tg_id)
-                .order_by(Payment.created_at.desc(), Payment.id.desc())
-                .limit(RECENT_PAYMENTS)
-            )
-            payments = tuple(
-                PaymentLine(
-                    p.public_id,
-                    p.provider,
-                    Money(p.amount_minor, p.currency),
-                    p.status,
-                    p.created_at,
-                    p.paid_at,
-                )
-                for p in rows.scalars()
-            )
-            trial = await session.execute(
-                select(Grant.created_at).where(
-                    Grant.kind == GrantKind.TRIAL, Grant.source == str(tg_id)
-                )
-            )
-            trial_at = trial.scalar()
+            recent = await cards.recent_payments(session, tg_id, RECENT_PAYMENTS)
+            trial_at = await cards.trial_started(session, tg_id)
+        payments = tuple(
+            PaymentLine(p.public_id, p.provider, p.amount, p.status, p.created_at, p.paid_at)
+            for p in recent
+        )
         return UserCard(
             tg_id=user.tg_id,
             username=user.username,
@@ -234,22 +216,11 @@ class AdminService:
         )
 
 
-async def _count(session: AsyncSession, model: type[Base], *where: ColumnElement[bool]) -> int:
-    stmt = select(func.count()).select_from(model).where(*where)
-    return int((await session.execute(stmt)).scalar_one())
-
-
-async def _paid_since(session: AsyncSession, since: datetime) -> tuple[ProviderTotal, ...]:
-    rows = await session.execute(
-        select(Payment.provider, Payment.currency, func.count(), func.sum(Payment.amount_minor))
-        .where(Payment.status == PaymentStatus.PAID, Payment.paid_at >= since)
-        .group_by(Payment.provider, Payment.currency)
-        .order_by(Payment.provider, Payment.currency)
-    )
+def _totals(rows: list[stats_store.PaidTotal]) -> tuple[ProviderTotal, ...]:
+    """Per provider: how many paid, and the revenue in each currency it took."""
     counts: dict[str, int] = {}
     revenue: dict[str, list[Money]] = {}
-    for provider, currency, n, total in rows.all():
-        counts[provider] = counts.get(provider, 0) + int(n)
-        # PostgreSQL sums BIGINT as NUMERIC: back to an exact int of minor units.
-        revenue.setdefault(provider, []).append(Money(int(total), currency))
+    for row in rows:
+        counts[row.provider] = counts.get(row.provider, 0) + row.count
+        revenue.setdefault(row.provider, []).append(Money(row.amount_minor, row.currency))
     return tuple(ProviderTotal(p, counts[p], tuple(revenue[p])) for p in counts)

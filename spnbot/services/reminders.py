@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-
 from spnbot.domain.expiry import utcnow
 from spnbot.services.notices import Notice, NoticeButton, Screen
 from spnbot.services.notify import NOTIFY, notify_payload
-from spnbot.store import jobs as queue
-from spnbot.store import sent_marks
-from spnbot.store.db import Database
-from spnbot.store.models import User
+from spnbot.store.group_commit import Transactional
 from spnbot.store.plans import TRIAL_PLAN
+from spnbot.store.uow import Tx
 
 # Users whose subscription ended longer ago than this are not told again (e.g. on first deploy).
 EXPIRED_GRACE = timedelta(days=1)
@@ -44,13 +40,13 @@ def reminder_keep_until(expires_at: datetime) -> datetime:
 class ReminderService:
     def __init__(
         self,
-        db: Database,
+        store: Transactional[Tx],
         *,
         days_before: Sequence[int] = (3, 1),
         clock: Callable[[], datetime] = utcnow,
         enabled: bool = True,
     ) -> None:
-        self._db = db
+        self._store = store
         self._enabled = enabled  # False with REMINDERS_SOURCE=panel: the panel's webhooks remind
         self._days = sorted(set(days_before), reverse=True)
         self._clock = clock
@@ -67,37 +63,24 @@ class ReminderService:
         now = self._clock()
         horizon = now + timedelta(days=max(self._days, default=0))
         enqueued = 0
-        async with self._db.transaction() as session:
-            rows = await session.execute(
-                select(User.tg_id, User.expires_at, User.plan_code).where(
-                    User.expires_at.is_not(None),
-                    User.expires_at > now - EXPIRED_GRACE,
-                    User.expires_at <= horizon,
-                    User.blocked_at.is_(None),
-                )
+        async with self._store.transaction() as tx:
+            rows = await tx.accounts.due_for_reminder(
+                ended_after=now - EXPIRED_GRACE, ending_by=horizon
             )
-            rows_all = rows.all()
             due: dict[str, tuple[int, str, datetime]] = {}
-            trial_users = {user_id for user_id, _, plan in rows_all if plan == TRIAL_PLAN}
-            for user_id, expires_at, _ in rows_all:
-                assert expires_at is not None  # filtered in SQL
+            trial_users = {user_id for user_id, _, plan in rows if plan == TRIAL_PLAN}
+            for user_id, expires_at, _ in rows:
                 stage = stage_for(expires_at - now, self._days)
                 if stage is not None:
                     due[reminder_key(user_id, stage, expires_at)] = (user_id, stage, expires_at)
-            # The scan stops finding a user once the expiry is EXPIRED_GRACE past: keep the
-            # mark a day longer than that, against clocks of several instances that disagree.
-            fresh = await sent_marks.mark_new(
-                session,
-                [(key, reminder_keep_until(exp)) for key, (_, _, exp) in due.items()],
-                now=now,
+            fresh = await tx.marks.mark_new(
+                [(key, reminder_keep_until(exp)) for key, (_, _, exp) in due.items()], now=now
             )
             for key, (user_id, stage, expires_at) in due.items():
                 if key not in fresh:
                     continue
                 notice = _notice(stage, expires_at, trial=user_id in trial_users)
-                if await queue.enqueue(
-                    session, NOTIFY, notify_payload(user_id, notice), dedup_key=key
-                ):
+                if await tx.jobs.add(NOTIFY, notify_payload(user_id, notice), dedup_key=key):
                     enqueued += 1
         return enqueued
 

@@ -106,3 +106,18 @@ class Accounts:
             await self._session.execute(
                 update(USERS).where(USERS.c.tg_id.in_(list(user_ids))).values(blocked_at=now)
             )
+
+    async def due_for_reminder(
+        self, *, ended_after: datetime, ending_by: datetime
+    ) -> list[tuple[int, datetime, str | None]]:
+        """Reachable users whose subscription ends in (ended_after, ending_by]: their id,
+        expiry and plan code."""
+        rows = await self._session.execute(
+            select(USERS.c.tg_id, USERS.c.expires_at, USERS.c.plan_code).where(
+                USERS.c.expires_at.is_not(None),
+                USERS.c.expires_at > ended_after,
+                USERS.c.expires_at <= ending_by,
+                USERS.c.blocked_at.is_(None),
+            )
+        )
+        return [(tg_id, expires_at, plan) for tg_id, expires_at, plan in rows]

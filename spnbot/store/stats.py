@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.states import PaymentStatus
 from spnbot.store.dialect import is_postgres
-from spnbot.store.models import GRANTS, PAYMENTS
+from spnbot.store.models import GRANTS, PAYMENTS, USERS
 
 
 @dataclass(frozen=True)
@@ -115,3 +115,62 @@ async def subscription_spans(session: AsyncSession, since: datetime, until: date
         .order_by(GRANTS.c.user_id, GRANTS.c.created_at)
     )
     return [Span(int(u), start, end) for u, start, end in rows.all()]
+
+
+# -- the /stats caption's counts ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counts:
+    users_total: int
+    users_today: int
+    users_week: int
+    active_subscriptions: int
+    pending_payments: int
+
+
+async def counts(
+    session: AsyncSession, *, now: datetime, today: datetime, week_ago: datetime
+) -> Counts:
+    def users(*where: Any) -> Any:
+        return select(func.count()).select_from(USERS).where(*where)
+
+    async def one(stmt: Any) -> int:
+        return int((await session.execute(stmt)).scalar_one())
+
+    return Counts(
+        users_total=await one(users()),
+        users_today=await one(users(USERS.c.created_at >= today)),
+        users_week=await one(users(USERS.c.created_at >= week_ago)),
+        active_subscriptions=await one(users(USERS.c.expires_at > now)),
+        pending_payments=await one(
+            select(func.count())
+            .select_from(PAYMENTS)
+            .where(PAYMENTS.c.status == PaymentStatus.PENDING)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class PaidTotal:
+    provider: str
+    currency: str
+    count: int
+    amount_minor: int
+
+
+async def paid_since(session: AsyncSession, since: datetime) -> list[PaidTotal]:
+    """Paid payments since ``since`` by provider and currency, in a stable order."""
+    rows = await session.execute(
+        select(
+            PAYMENTS.c.provider,
+            PAYMENTS.c.currency,
+            func.count(),
+            func.sum(PAYMENTS.c.amount_minor),
+        )
+        .where(PAYMENTS.c.status == PaymentStatus.PAID, PAYMENTS.c.paid_at >= since)
+        .group_by(PAYMENTS.c.provider, PAYMENTS.c.currency)
+        .order_by(PAYMENTS.c.provider, PAYMENTS.c.currency)
+    )
+    # PostgreSQL sums BIGINT as NUMERIC: back to an exact int of minor units.
+    return [PaidTotal(p, c, int(n), int(total)) for p, c, n, total in rows.all()]

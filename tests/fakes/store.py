@@ -310,6 +310,17 @@ class FakeAccounts:
         for uid in user_ids:
             self.s.users[uid].blocked_at = now
 
+    async def due_for_reminder(
+        self, *, ended_after: datetime, ending_by: datetime
+    ) -> list[tuple[int, datetime, str | None]]:
+        return [
+            (u.tg_id, u.expires_at, u.plan.code if u.plan else None)
+            for u in self.s.users.values()
+            if u.expires_at is not None
+            and ended_after < u.expires_at <= ending_by
+            and u.blocked_at is None
+        ]
+
 
 class FakeReferrals:
     def __init__(self, state: State) -> None:

@@ -29,6 +29,7 @@ from spnbot.store import jobs as queue
 from spnbot.store import retention
 from spnbot.store.db import Database
 from spnbot.store.models import JOBS, Job, Payment, User
+from spnbot.store.uow import Store
 
 START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 # Daily scans land once in each one-day reminder window ("1d", "expired") and several times in
@@ -69,7 +70,9 @@ async def _run_jobs(
     handled = 0
     while True:
         async with db.transaction() as session:
-            jobs = await queue.claim(session, limit=500, lease=timedelta(minutes=5))
+            jobs = await queue.claim(
+                session, limit=500, lease=queue.Lease("test", timedelta(minutes=5))
+            )
         if not jobs:
             return handled
         for job in jobs:
@@ -127,8 +130,8 @@ async def test_a_year_of_traffic_stays_bounded_and_nothing_repeats(
     monkeypatch.setattr(queue, "utcnow", clock)  # the queue's own timestamps follow the clock
     rng = random.Random(13)
     outbox = Outbox()
-    confirmer = PaymentConfirmer(db, referral_bonus_days=7, clock=clock)
-    reminders = ReminderService(db, days_before=REMINDER_DAYS, clock=clock)
+    confirmer = PaymentConfirmer(Store(db), referral_bonus_days=7, clock=clock)
+    reminders = ReminderService(Store(db), days_before=REMINDER_DAYS, clock=clock)
     broadcasts = BroadcastService(db, clock=clock)
     handler = BroadcastHandler(db, outbox, rate_per_sec=1e6, clock=clock)
     pruner = RetentionService(db, days=1, pause=0, clock=clock)

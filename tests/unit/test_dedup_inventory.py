@@ -83,4 +83,4 @@ def test_every_dedup_key_has_a_guard_that_outlives_its_job() -> None:
 
 def test_reminders_are_guarded_by_sent_marks() -> None:
     source = (SPNBOT / "services" / "reminders.py").read_text()
-    assert "sent_marks.mark_new(" in source
+    assert "marks.mark_new(" in source
