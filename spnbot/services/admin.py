@@ -70,16 +70,6 @@ class Stats:
 
 
 @dataclass(frozen=True)
-class PaymentLine:
-    public_id: str
-    provider: str
-    amount: Money
-    status: str
-    created_at: datetime
-    paid_at: datetime | None
-
-
-@dataclass(frozen=True)
 class UserCard:
     tg_id: int
     username: str | None
@@ -91,7 +81,7 @@ class UserCard:
     panel_ref: str | None
     referrer_id: int | None
     blocked_at: datetime | None
-    payments: tuple[PaymentLine, ...]
+    payments: tuple[cards.RecentPayment, ...]
     plan_code: str | None = None
     plan_limits: PlanLimits | None = None
     trial_at: datetime | None = None  # when the free trial was granted, if ever
@@ -192,12 +182,8 @@ class AdminService:
             user = await cards.customer(session, tg_id)
             if user is None:
                 return None
-            recent = await cards.recent_payments(session, tg_id, RECENT_PAYMENTS)
+            payments = tuple(await cards.recent_payments(session, tg_id, RECENT_PAYMENTS))
             trial_at = await cards.trial_started(session, tg_id)
-        payments = tuple(
-            PaymentLine(p.public_id, p.provider, p.amount, p.status, p.created_at, p.paid_at)
-            for p in recent
-        )
         return UserCard(
             tg_id=user.tg_id,
             username=user.username,
