@@ -56,12 +56,14 @@ class AppTarget:
             ),
             oneplat=SimpleNamespace(url=urls["oneplat"]),
             cryptopay=SimpleNamespace(url=urls["cryptopay"]),
+            # The burst pays through 1Plat only: YooKassa is configured but never called.
+            yookassa=SimpleNamespace(url="http://127.0.0.1:9/v3"),
         )
         settings = Sandbox.settings(
             emulators,  # type: ignore[arg-type]
             database_url=config["database_url"],
             data_dir=Path(config["data_dir"]),
-            **config.get("overrides", {}),
+            **{"payment_check_interval": 3600, **config.get("overrides", {})},
         )
         self.app = Application(settings)
         self.port = 0
