@@ -26,9 +26,11 @@ from spnbot.domain.networks import parse_networks
 from spnbot.integrations import build_registry, make_panel
 from spnbot.jobs.listener import JobListener
 from spnbot.jobs.runner import JobRunner
+from spnbot.panel.base import PanelError
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
+from spnbot.services.drift import DriftService
 from spnbot.services.grants import PANEL_SYNC
 from spnbot.services.notify import (
     ADMIN_BATCH_WINDOW,
@@ -92,6 +94,7 @@ class Application:
         self.providers = build_registry(s, self.http, stars_sender=self.notifier)
 
         self.users = UserService(self.db)
+        self.drift = DriftService(self.store, self.panel, default_squad=s.default_squad_uuid)
         self.reminders = ReminderService(self.db, days_before=s.reminder_days)
         self.panel_sync = PanelSyncHandler(
             self.store, self.panel, self.notifier, observe=self.metrics.activation_seconds.observe
@@ -174,6 +177,10 @@ class Application:
         self._spawn(self._every(s.payment_check_interval, self.reconciler.run_once), "reconciler")
         self._spawn(self._every(s.reminder_interval, self.reminders.run_once), "reminders")
         self._spawn(self._register_commands(), "commands")
+        self._spawn(self._check_panel_line(), "panel-line")
+        if s.panel_sync_interval > 0:
+            # First pass after one interval: restarts in a row must not each sweep the panel.
+            self._spawn(self._drift_every(s.panel_sync_interval), "panel-drift")
         if s.telegram_webhook_url:
             # Every instance sets the same URL and secret; Telegram keeps one webhook.
             await self.bot.set_webhook(
@@ -221,6 +228,24 @@ class Application:
             except Exception:
                 log.exception("periodic %s failed", getattr(work, "__qualname__", "task"))
             await asyncio.sleep(seconds)
+
+    async def _check_panel_line(self) -> None:
+        """Say plainly when a pinned REMNAWAVE_API_VERSION is not what the panel speaks."""
+        try:
+            mismatch = await self.panel.version_mismatch()
+        except PanelError as exc:
+            log.warning("panel unreachable at start-up, its API line not checked: %s", exc)
+            return
+        if mismatch:
+            log.error("panel API line mismatch: %s", mismatch)
+
+    async def _drift_every(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await self._every(seconds, self._drift_pass)
+
+    async def _drift_pass(self) -> str:
+        report = await self.drift.run(apply=True, digest=True)
+        return report.summary()
 
     async def _register_commands(self) -> None:
         try:

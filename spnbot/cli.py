@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--token", default=None, help="bot token the Telegram emulator accepts")
     _command(sub, "doctor", "check configuration, database, Bot API, panel and payment providers")
+    sync = _command(sub, "sync", "compare every customer with the panel and report the differences")
+    sync.add_argument(
+        "--apply",
+        action="store_true",
+        help="also repair: adopt later panel expiries, push ours back, unlink vanished users",
+    )
     callback = _command(
         sub,
         "send-test-callback",
@@ -91,7 +97,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await serve_sandbox(token=args.token)
     settings = load_settings()
     # The ops tools print their own report; INFO logs (alembic's, ...) would only interleave.
-    quiet = args.command in ("doctor", "send-test-callback") and settings.log_level == "INFO"
+    ops_tool = args.command in ("doctor", "sync", "send-test-callback")
+    quiet = ops_tool and settings.log_level == "INFO"
     setup_logging(
         "WARNING" if quiet else settings.log_level,
         settings.log_format,
@@ -103,6 +110,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from spnbot.ops.doctor import run_doctor
 
         return await run_doctor(settings, print)
+    if args.command == "sync":
+        from spnbot.ops.sync import run_sync
+
+        return await run_sync(settings, apply=args.apply, out=print)
     if args.command == "send-test-callback":
         from spnbot.ops.test_callback import send_test_callback
 

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     remnawave_api_key: SecretStr | None = None
     default_squad_uuid: str | None = None
 
+    # Drift repair: seconds between checks of every customer against the panel (0 = off)
+    panel_sync_interval: float = Field(3600.0, ge=0)
+
     # CryptoBot (Crypto Pay API)
     cryptobot_token: SecretStr | None = None
     cryptobot_api_url: str = "https://pay.crypt.bot/api"

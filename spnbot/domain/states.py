@@ -26,3 +26,4 @@ class GrantKind(enum.StrEnum):
     PROMO = "promo"
     REFERRAL = "referral"
     ADMIN = "admin"
+    PANEL = "panel"  # an operator extended the user on the panel; adopted by drift repair

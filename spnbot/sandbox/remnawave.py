@@ -127,6 +127,22 @@ class RemnawaveEmulator(PanelTransport):
         self.squads[squad_uuid] = name
         return squad_uuid
 
+    async def upgrade_to_3(self) -> None:
+        """Sandbox only: the operator upgrades this panel from 2.x to 3.x. The same users stay,
+        with their subscription links (shortUuid), devices and integer ids; from now on they
+        are addressed by id, and the server comes back on the same port with 3.x routes."""
+        if self.api_version != 2:
+            raise ValueError("only a 2.x panel can be upgraded to 3.x")
+        self.api_version = 3
+        for old_ref in list(self.users):
+            record = self.users.pop(old_ref)
+            new_ref = self._ref(record)
+            self.users[new_ref] = record
+            self.devices.rekey(old_ref, new_ref)
+        if self.running:
+            await self.stop()
+            await self.start()
+
     def reset(self) -> None:
         self.users.clear()
         self.devices.clear()

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.store.accounts import Accounts
 from spnbot.store.db import Database
+from spnbot.store.drift import DriftRecords
 from spnbot.store.jobs import JobOutbox
 from spnbot.store.ledger import GrantLedger
 from spnbot.store.payments import PaymentRepository
@@ -24,6 +25,7 @@ class Tx:
         self.jobs = JobOutbox(session)
         self.accounts = Accounts(session)
         self.referrals = Referrals(session)
+        self.drift = DriftRecords(session)
 
 
 class Store:
