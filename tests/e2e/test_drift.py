@@ -16,7 +16,7 @@ from sqlalchemy import select
 from spnbot.config import Settings
 from spnbot.domain.states import GrantKind
 from spnbot.panel.remnawave import RemnawaveClient
-from spnbot.sandbox.stack import PANEL_TOKEN
+from spnbot.sandbox.stack import ADMIN_ID, PANEL_TOKEN
 from spnbot.services.grants import GrantRequest, grant_days
 from spnbot.store.models import GRANTS, USERS
 from tests.e2e.conftest import Stack
@@ -209,3 +209,21 @@ async def test_start_up_goes_on_when_the_panel_is_unreachable(
     assert line.levelname == "WARNING"
     assert stack.app.port is not None  # the app is up and serving
     stack.sandbox.panel.set_failure(None)
+
+
+@pytest.mark.timeout(60)
+async def test_the_running_app_checks_periodically_and_sends_one_digest(stack: Stack) -> None:
+    await grant(stack, LATER, 30, "pay-later")
+    await stack.restart(panel_sync_interval=0.3)
+    ours = (await rows(stack))[LATER]
+    extended = ours.expires_at + timedelta(days=4)
+    async with aiohttp.ClientSession() as http:
+        await Operator(stack, http).client.set_expiry(ours.panel_ref, extended)
+    digest = await stack.tg.wait_for_message(
+        ADMIN_ID, predicate=lambda m: "Сверка с панелью" in m.text, timeout=20
+    )
+    assert f"{LATER}" in digest.text and "принят" in digest.text
+    assert (await rows(stack))[LATER].expires_at == extended
+    await asyncio.sleep(1.0)  # a few more passes: nothing new to say, no second digest
+    digests = [m for m in stack.tg.messages(ADMIN_ID) if "Сверка с панелью" in m.text]
+    assert len(digests) == 1
