@@ -47,7 +47,8 @@ class RemnawaveEmulator(PanelTransport):
     PanelUser.ref), `find_user()`, `requests`, `expiry_updates`, `creates`, `failure_count`;
     `set_failure()` switches faults on and off, `reset()` forgets everything. Sandbox-only
     helpers stand in for what happens outside the API: `add_device()` (a VPN app fetched the
-    subscription with its HWID), `add_squad()` (an operator made another internal squad)."""
+    subscription with its HWID), `add_squad()` (an operator made another internal squad),
+    `upgrade_to_3()` (the operator upgraded a 2.x panel: same users and links, integer ids)."""
 
     def __init__(
         self,
