@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 # A conversation left half-way (e.g. the promo-code prompt) is forgotten after a day.
 STATE_TTL = timedelta(days=1)
+# How long start-up waits for the panel to say which API line it speaks.
+PANEL_LINE_WAIT = 5.0
 
 
 class Application:
@@ -177,7 +179,6 @@ class Application:
         self._spawn(self._every(s.payment_check_interval, self.reconciler.run_once), "reconciler")
         self._spawn(self._every(s.reminder_interval, self.reminders.run_once), "reminders")
         self._spawn(self._register_commands(), "commands")
-        self._spawn(self._check_panel_line(), "panel-line")
         if s.panel_sync_interval > 0:
             # First pass after one interval: restarts in a row must not each sweep the panel.
             self._spawn(self._drift_every(s.panel_sync_interval), "panel-drift")
@@ -197,6 +198,8 @@ class Application:
         log.info(
             "SPN started: web on %s:%s, bot @%s", self.settings.web_host, self.port, me.username
         )
+        # Awaited, briefly: its answer belongs to start-up, and a slow panel delays it a little.
+        await self._check_panel_line()
 
     async def _prepare_database(self, apply_migrations: bool) -> None:
         try:
@@ -232,9 +235,10 @@ class Application:
     async def _check_panel_line(self) -> None:
         """Say plainly when a pinned REMNAWAVE_API_VERSION is not what the panel speaks."""
         try:
-            mismatch = await self.panel.version_mismatch()
-        except PanelError as exc:
-            log.warning("panel unreachable at start-up, its API line not checked: %s", exc)
+            mismatch = await asyncio.wait_for(self.panel.version_mismatch(), PANEL_LINE_WAIT)
+        except (PanelError, TimeoutError) as exc:
+            reason = str(exc) or "no answer in time"
+            log.warning("panel unreachable at start-up, its API line not checked: %s", reason)
             return
         if mismatch:
             log.error("panel API line mismatch: %s", mismatch)
