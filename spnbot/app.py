@@ -28,10 +28,12 @@ from spnbot.integrations import build_registry, make_panel
 from spnbot.jobs.listener import JobListener
 from spnbot.jobs.runner import JobRunner
 from spnbot.ops.backup import BackupService
+from spnbot.panel.base import PanelError
 from spnbot.services.admin import AdminService
 from spnbot.services.broadcast import BROADCAST, BroadcastHandler, BroadcastService
 from spnbot.services.confirm import PaymentConfirmer
 from spnbot.services.devices import DeviceService
+from spnbot.services.drift import DriftService
 from spnbot.services.grants import PANEL_SYNC
 from spnbot.services.notify import (
     ADMIN_BATCH_WINDOW,
@@ -40,7 +42,7 @@ from spnbot.services.notify import (
     AdminNoticeHandler,
     NotifyHandler,
 )
-from spnbot.services.panel_events import DriftCheck, PanelEventService
+from spnbot.services.panel_events import PanelEventService
 from spnbot.services.panel_sync import PanelSyncHandler
 from spnbot.services.purchase import PurchaseService
 from spnbot.services.reconcile import Reconciler
@@ -69,6 +71,8 @@ TELEGRAM_FILE_LIMIT = 50 * 2**20  # what a bot may upload as a document
 
 # A conversation left half-way (e.g. the promo-code prompt) is forgotten after a day.
 STATE_TTL = timedelta(days=1)
+# How long start-up waits for the panel to say which API line it speaks.
+PANEL_LINE_WAIT = 5.0
 
 
 class Application:
@@ -102,6 +106,7 @@ class Application:
         self.providers = build_registry(s, self.http, stars_sender=self.notifier)
 
         self.users = UserService(self.db)
+        self.drift = DriftService(self.store, self.panel, default_squad=s.default_squad_uuid)
         self.reminders = ReminderService(
             self.store, days_before=s.reminder_days, enabled=s.reminders_source != "panel"
         )
@@ -171,8 +176,7 @@ class Application:
             else None
         )
         self.dp: Dispatcher = build_dispatcher(self.ctx, self.storage)
-        # The drift service (spnbot sync) plugs in here; None = user.modified is only logged.
-        self.drift: DriftCheck | None = None
+        # A panel's user.modified runs the drift check for that customer.
         self.panel_events = PanelEventService(
             self.store, reminders_source=s.reminders_source, drift=self.drift, devices=self.panel
         )
@@ -228,6 +232,9 @@ class Application:
         if s.backup_interval and not self.db.pooled:  # pg_dump needs a direct connection
             self._spawn(self._every(s.backup_interval, self.backups.run_once), "backups")
         self._spawn(self._register_commands(), "commands")
+        if s.panel_sync_interval > 0:
+            # First pass after one interval: restarts in a row must not each sweep the panel.
+            self._spawn(self._drift_every(s.panel_sync_interval), "panel-drift")
         if s.telegram_webhook_url:
             # Every instance sets the same URL and secret; Telegram keeps one webhook.
             await self.bot.set_webhook(
@@ -244,6 +251,8 @@ class Application:
         log.info(
             "SPN started: web on %s:%s, bot @%s", self.settings.web_host, self.port, me.username
         )
+        # Awaited, briefly: its answer belongs to start-up, and a slow panel delays it a little.
+        await self._check_panel_line()
 
     async def _prepare_database(self, apply_migrations: bool) -> None:
         try:
@@ -275,6 +284,25 @@ class Application:
             except Exception:
                 log.exception("periodic %s failed", getattr(work, "__qualname__", "task"))
             await asyncio.sleep(seconds)
+
+    async def _check_panel_line(self) -> None:
+        """Say plainly when a pinned REMNAWAVE_API_VERSION is not what the panel speaks."""
+        try:
+            mismatch = await asyncio.wait_for(self.panel.version_mismatch(), PANEL_LINE_WAIT)
+        except (PanelError, TimeoutError) as exc:
+            reason = str(exc) or "no answer in time"
+            log.warning("panel unreachable at start-up, its API line not checked: %s", reason)
+            return
+        if mismatch:
+            log.error("panel API line mismatch: %s", mismatch)
+
+    async def _drift_every(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await self._every(seconds, self._drift_pass)
+
+    async def _drift_pass(self) -> str:
+        report = await self.drift.run(apply=True, digest=True)
+        return report.summary()
 
     async def _register_commands(self) -> None:
         try:

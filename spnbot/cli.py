@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "replace the database's SPN data with a backup, then migrate it (stop the bot first)",
     )
     restore.add_argument("file", metavar="FILE", type=Path, help="a spn-backup-*.tar.gz file")
+    sync = _command(sub, "sync", "compare every customer with the panel and report the differences")
+    sync.add_argument(
+        "--apply",
+        action="store_true",
+        help="also repair: adopt later panel expiries, push ours back, unlink vanished users",
+    )
     callback = _command(
         sub,
         "send-test-callback",
@@ -124,7 +130,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
     # The ops tools print their own report; INFO logs (alembic's, ...) would only interleave.
     quiet = (
-        args.command in ("doctor", "send-test-callback", "export", "backup", "restore")
+        args.command in ("doctor", "sync", "send-test-callback", "export", "backup", "restore")
         and settings.log_level == "INFO"
     )
     setup_logging(
@@ -138,6 +144,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from spnbot.ops.doctor import run_doctor
 
         return await run_doctor(settings, print)
+    if args.command == "sync":
+        from spnbot.ops.sync import run_sync
+
+        return await run_sync(settings, apply=args.apply, out=print)
     if args.command == "send-test-callback":
         from spnbot.ops.test_callback import send_test_callback
 

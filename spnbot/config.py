@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # clock (either way) are refused.
     remnawave_webhook_secret: SecretStr | None = None
     remnawave_webhook_window: int = Field(300, gt=0, le=86400)
+    # Drift repair: seconds between checks of every customer against the panel (0 = off)
+    panel_sync_interval: float = Field(3600.0, ge=0)
 
     # CryptoBot (Crypto Pay API)
     cryptobot_token: SecretStr | None = None

@@ -64,7 +64,7 @@ class BotNotifier:
         if isinstance(out.get("lines"), list):
             # A list notice (an admin digest): each item rendered with its own template.
             key = str(out.pop("line_template"))
-            out["lines"] = Raw("\n".join(self._texts(lang, key, **line) for line in out["lines"]))
+            out["lines"] = Raw("\n".join(self._line(lang, key, line) for line in out["lines"]))
         if out.get("expires_at"):
             out["expires"] = format_dt(datetime.fromisoformat(out["expires_at"]), lang)
         tariff = self._settings.tariff(str(out.get("tariff", "")))
@@ -74,6 +74,11 @@ class BotNotifier:
         if out["subscription_url"] is None:
             out["subscription_url"] = "—"
         return out
+
+    def _line(self, lang: str, key: str, line: dict[str, Any]) -> str:
+        """One digest line; a line may name its own template (drift findings differ by kind)."""
+        params = dict(line)
+        return self._texts(lang, str(params.pop("line_template", key)), **params)
 
     async def send(self, user_id: int, language: str, notice: Notice) -> None:
         text, markup = self.render(language, notice)

@@ -27,3 +27,4 @@ class GrantKind(enum.StrEnum):
     REFERRAL = "referral"
     ADMIN = "admin"
     TRIAL = "trial"  # the free trial; source = the Telegram id, so once per account
+    PANEL = "panel"  # an operator extended the user on the panel; adopted by drift repair

@@ -112,6 +112,10 @@ class Panel(Protocol):
 
     async def find_by_telegram_id(self, telegram_id: int) -> PanelUser | None: ...
 
+    async def find_all_by_telegram_id(self, telegram_id: int) -> list[PanelUser]:
+        """Every panel user with that telegramId: more than one is drift to report."""
+        ...
+
     async def find_by_username(self, username: str) -> PanelUser | None: ...
 
     async def create_user(
@@ -145,4 +149,8 @@ class Panel(Protocol):
 
     async def detected_version(self) -> int:
         """The API line (3 or 2) the panel itself speaks, asked once and cached."""
+        ...
+
+    async def api_line(self) -> int:
+        """The line the client speaks: the configured one, else the detected one."""
         ...

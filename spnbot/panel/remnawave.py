@@ -115,6 +115,10 @@ class RemnawaveClient:
         return user_from_payload(payload, line)
 
     async def find_by_telegram_id(self, telegram_id: int) -> PanelUser | None:
+        found = await self.find_all_by_telegram_id(telegram_id)
+        return found[0] if found else None
+
+    async def find_all_by_telegram_id(self, telegram_id: int) -> list[PanelUser]:
         line = await self._line()
         if line >= 3:
             # The stream endpoint filters telegramId exactly; the `filters` list matches
@@ -131,11 +135,8 @@ class RemnawaveClient:
             if not isinstance(found, list):
                 raise unexpected(f"by-telegram-id is not a list: {found!r:.200}")
             candidates = found
-        for payload in candidates:
-            user = user_from_payload(payload, line)
-            if user.telegram_id == telegram_id:
-                return user
-        return None
+        users = [user_from_payload(payload, line) for payload in candidates]
+        return [user for user in users if user.telegram_id == telegram_id]
 
     async def find_by_username(self, username: str) -> PanelUser | None:
         line = await self._line()
@@ -225,6 +226,9 @@ class RemnawaveClient:
         if not isinstance(squads, list) or not all(isinstance(s, dict) for s in squads):
             raise unexpected(f"internal-squads without a list: {listing!r:.200}")
         return squads
+
+    async def api_line(self) -> int:
+        return await self._line()
 
     async def _line(self) -> int:
         return self._configured if self._configured is not None else await self.detected_version()

@@ -47,7 +47,8 @@ class RemnawaveEmulator(PanelTransport):
     PanelUser.ref), `find_user()`, `requests`, `expiry_updates`, `creates`, `failure_count`;
     `set_failure()` switches faults on and off, `reset()` forgets everything. Sandbox-only
     helpers stand in for what happens outside the API: `add_device()` (a VPN app fetched the
-    subscription with its HWID), `add_squad()` (an operator made another internal squad)."""
+    subscription with its HWID), `add_squad()` (an operator made another internal squad),
+    `upgrade_to_3()` (the operator upgraded a 2.x panel: same users and links, integer ids)."""
 
     def __init__(
         self,
@@ -126,6 +127,22 @@ class RemnawaveEmulator(PanelTransport):
         squad_uuid = str(uuid.uuid4())
         self.squads[squad_uuid] = name
         return squad_uuid
+
+    async def upgrade_to_3(self) -> None:
+        """Sandbox only: the operator upgrades this panel from 2.x to 3.x. The same users stay,
+        with their subscription links (shortUuid), devices and integer ids; from now on they
+        are addressed by id, and the server comes back on the same port with 3.x routes."""
+        if self.api_version != 2:
+            raise ValueError("only a 2.x panel can be upgraded to 3.x")
+        self.api_version = 3
+        for old_ref in list(self.users):
+            record = self.users.pop(old_ref)
+            new_ref = self._ref(record)
+            self.users[new_ref] = record
+            self.devices.rekey(old_ref, new_ref)
+        if self.running:
+            await self.stop()
+            await self.start()
 
     def reset(self) -> None:
         self.users.clear()

@@ -59,6 +59,11 @@ class DeviceBook:
         self._by_user[ref] = kept
         return len(kept) != len(devices)
 
+    def rekey(self, old_ref: str, new_ref: str) -> None:
+        """The same user under a new key (a 2.x -> 3.x upgrade keys users by id)."""
+        if old_ref in self._by_user:
+            self._by_user[new_ref] = self._by_user.pop(old_ref)
+
     def forget(self, ref: str) -> None:
         self._by_user.pop(ref, None)
 

@@ -77,6 +77,10 @@ class PanelTransport(StartStop):
             self._runner = None
 
     @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    @property
     def url(self) -> str:
         return f"http://{self._host}:{self._port}"
 

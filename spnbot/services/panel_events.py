@@ -71,7 +71,7 @@ HOWTO = [[NoticeButton("btn_howto", screen=Screen.HOWTO)]]
 class DriftCheck(Protocol):
     """Compares one customer with the panel and repairs what differs (the drift service)."""
 
-    async def check_user(self, telegram_id: int) -> None: ...
+    async def check_user(self, telegram_id: int) -> object: ...
 
 
 class DeviceLister(Protocol):

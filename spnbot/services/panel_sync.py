@@ -17,7 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from spnbot.domain.expiry import utcnow
+from spnbot.domain.panel_refs import RefFit, foreign_ref_message, ref_fit
 from spnbot.domain.tariffs import PlanLimits
+from spnbot.jobs.runner import PermanentJobError
 from spnbot.panel.base import (
     Panel,
     PanelConflict,
@@ -93,7 +95,7 @@ class PanelSyncHandler:
         user_id = int(job.payload["user_id"])
         try:
             state, panel_user = await self._converge(job)
-        except PanelError:
+        except (PanelError, PermanentJobError):
             if job.attempts == 1 and job.payload.get("notify") == "payment_success":
                 await self._tell_delayed(job)
             raise
@@ -165,10 +167,22 @@ class PanelSyncHandler:
     ) -> PanelUser:
         panel = self._panel
         if panel_ref:
-            try:
-                return await panel.set_expiry(panel_ref, target, limits=limits)
-            except PanelNotFound:
-                log.warning("panel user vanished; looking it up again", extra={"user_id": user_id})
+            line = await panel.api_line()
+            fit = ref_fit(panel_ref, line)
+            if fit is RefFit.FOREIGN:
+                # Guessing would extend (or create) the wrong panel user: an admin decides.
+                raise PermanentJobError(foreign_ref_message(panel_ref, line))
+            if fit is RefFit.FITS:
+                try:
+                    return await panel.set_expiry(panel_ref, target, limits=limits)
+                except PanelNotFound:
+                    log.warning(
+                        "panel user vanished; looking it up again", extra={"user_id": user_id}
+                    )
+            else:
+                # Panel upgraded 2.x -> 3.x: the same user is found by telegramId below and
+                # its integer id replaces the uuid when the job finishes (record_sync).
+                log.info("backfilling a 2.x panel ref to 3.x", extra={"user_id": user_id})
         # By Telegram id: also adopts customers the previous bot created on the panel.
         existing = await panel.find_by_telegram_id(user_id)
         if existing is None:
@@ -180,10 +194,17 @@ class PanelSyncHandler:
                     limits=limits,
                 )
             except PanelConflict:
-                # Created by an earlier attempt whose answer we never saw: adopt it.
+                # Created by an earlier attempt whose answer we never saw: adopt it, but only
+                # if it is this customer's; someone else's user is never taken over.
                 existing = await panel.find_by_username(panel_username(user_id))
                 if existing is None:
                     raise
+                if existing.telegram_id != user_id:
+                    raise PermanentJobError(
+                        f"panel username {panel_username(user_id)} belongs to telegramId "
+                        f"{existing.telegram_id}, not {user_id}: not taken over; rename one "
+                        "of them on the panel"
+                    ) from None
         return await panel.set_expiry(existing.ref, target, limits=limits)
 
     def _notice(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.store.accounts import Accounts
 from spnbot.store.db import Database
+from spnbot.store.drift import DriftRecords
 from spnbot.store.jobs import JobOutbox
 from spnbot.store.ledger import GrantLedger
 from spnbot.store.panel_events import PanelEvents
@@ -32,6 +33,7 @@ class Tx:
         self.trials = Trials(session)
         self.panel_events = PanelEvents(session)
         self.marks = SentMarks(session)
+        self.drift = DriftRecords(session)
 
 
 class Store:

@@ -20,6 +20,7 @@ from spnbot.domain.money import Money
 from spnbot.domain.settle import PAYABLE
 from spnbot.domain.states import GrantKind, JobStatus, PaymentStatus
 from spnbot.store.accounts import GrantTarget, PanelLink, SyncState
+from spnbot.store.drift import CustomerRecord
 from spnbot.store.jobs import ClaimedJob, Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
 from spnbot.store.panel_events import Customer
@@ -422,6 +423,35 @@ class FakePanelEvents:
             user.subscription_url = subscription_url
 
 
+class FakeDrift:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    def _record(self, u: FakeUser) -> CustomerRecord:
+        return CustomerRecord(u.tg_id, u.expires_at, u.panel_ref, u.subscription_url)
+
+    async def customers_after(self, after: int, limit: int) -> list[CustomerRecord]:
+        found = [
+            self._record(u)
+            for uid, u in sorted(self.s.users.items())
+            if uid > after and (u.expires_at is not None or u.panel_ref is not None)
+        ]
+        return found[:limit]
+
+    async def customer(self, user_id: int) -> CustomerRecord | None:
+        user = self.s.users.get(user_id)
+        return self._record(user) if user is not None else None
+
+    async def relink(
+        self, user_id: int, expected_ref: str | None, new_ref: str | None, url: str | None
+    ) -> bool:
+        user = self.s.users.get(user_id)
+        if user is None or user.panel_ref != expected_ref:
+            return False
+        user.panel_ref, user.subscription_url = new_ref, url
+        return True
+
+
 class FakeTx:
     def __init__(self, state: State, clock: Any) -> None:
         self.payments = FakePayments(state)
@@ -433,6 +463,7 @@ class FakeTx:
         self.trials = FakeTrials(state)
         self.panel_events = FakePanelEvents(state)
         self.marks = FakeMarks(state)
+        self.drift = FakeDrift(state)
 
 
 class FakeMarks:

@@ -241,3 +241,23 @@ async def test_a_deleted_panel_user_is_unlinked_only_while_linked(port: Port) ->
         assert await tx.panel_events.by_short_uuid("new") is None
         states = await tx.accounts.sync_states([1])
     assert states[1].panel_ref is None and states[1].expires_at == NOW  # what was paid stays
+
+
+async def test_drift_pages_customers_and_relinks_only_from_the_expected_ref(port: Port) -> None:
+    await port.add_user(3)
+    async with port.store.transaction() as tx:
+        await tx.accounts.set_expiries({1: NOW, 3: NOW})
+        assert await tx.drift.relink(3, None, "7", "https://sub/a")
+    async with port.store.transaction() as tx:
+        first = await tx.drift.customers_after(0, 1)
+        rest = await tx.drift.customers_after(first[-1].user_id, 10)
+        # User 2 has neither a subscription nor a panel link: not a customer.
+        assert [c.user_id for c in first + rest] == [1, 3]
+        assert rest[0].panel_ref == "7" and rest[0].subscription_url == "https://sub/a"
+        assert rest[0].expires_at == NOW
+        assert not await tx.drift.relink(3, "8", None, None)  # someone re-linked meanwhile
+        assert await tx.drift.relink(3, "7", None, None)
+        assert await tx.drift.customer(2) is not None and await tx.drift.customer(9) is None
+    async with port.store.transaction() as tx:
+        gone = await tx.drift.customer(3)
+    assert gone is not None and gone.panel_ref is None and gone.subscription_url is None

@@ -80,6 +80,9 @@ class FakePanel:
     async def squad_exists(self, squad_uuid: str) -> bool:
         return True
 
+    async def api_line(self) -> int:
+        return 3  # refs here are integer ids
+
 
 class FakeNotifier:
     def __init__(self) -> None:
