@@ -247,10 +247,7 @@ class DriftService:
                 await tx.jobs.add(
                     PANEL_SYNC,
                     {"user_id": record.user_id, "reason": "drift"},
-                    dedup_key=(
-                        f"sync:drift:{record.user_id}:{_ms(record.expires_at)}"
-                        f":{_ms(target.expire_at)}"
-                    ),
+                    dedup_key=f"sync:drift:{record.user_id}:{_push_id(record, target)}",
                 )
                 done = True
         return Finding(finding.user_id, finding.kind, finding.params, repaired=done)
@@ -373,3 +370,9 @@ def _when(at: datetime | None) -> str:
 
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+def _push_id(record: CustomerRecord, target: PanelUser) -> str:
+    """Our expiry and the panel's, in ms: the same difference is pushed back once."""
+    assert record.expires_at is not None
+    return f"{_ms(record.expires_at)}:{_ms(target.expire_at)}"

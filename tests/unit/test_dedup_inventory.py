@@ -27,6 +27,8 @@ GUARDS = {
     "admin:jobfail:": "a job gives up once (failed jobs are kept); ids are never reused",
     "admin:backup:": "a backup file name holds its UTC time: each file is announced once",
     "remind:": "sent_marks row, kept until the reminder's window has closed",
+    "sync:drift:": "an absolute push of our own expiry: should it run again, it changes nothing",
+    "admin:drift:": "the day and the findings' fingerprint: one digest a day for the same drift",
     "panel:": "its panel_deliveries row, written first; kept 7 days, the panel retries for minutes",
 }
 # Keys built in a variable first: (file, variable) -> the prefix the variable holds. Reminder
