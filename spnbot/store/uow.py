@@ -8,11 +8,15 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.store.accounts import Accounts
+from spnbot.store.broadcasts import Broadcasts
+from spnbot.store.customers import Customers
 from spnbot.store.db import Database
 from spnbot.store.jobs import JobOutbox
 from spnbot.store.ledger import GrantLedger
 from spnbot.store.payments import PaymentRepository
+from spnbot.store.promos import Promos
 from spnbot.store.referrals import Referrals
+from spnbot.store.retention import Pruning
 
 
 class Tx:
@@ -24,6 +28,10 @@ class Tx:
         self.jobs = JobOutbox(session)
         self.accounts = Accounts(session)
         self.referrals = Referrals(session)
+        self.customers = Customers(session)
+        self.promos = Promos(session)
+        self.broadcasts = Broadcasts(session)
+        self.retention = Pruning(session)
 
 
 class Store:
