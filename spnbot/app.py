@@ -105,7 +105,7 @@ class Application:
         self.panel = panel
         self.providers = build_registry(s, self.http, stars_sender=self.notifier)
 
-        self.users = UserService(self.db)
+        self.users = UserService(self.store)
         self.drift = DriftService(self.store, self.panel, default_squad=s.default_squad_uuid)
         self.reminders = ReminderService(
             self.store, days_before=s.reminder_days, enabled=s.reminders_source != "panel"
@@ -121,11 +121,11 @@ class Application:
             self.db,
             {
                 PANEL_SYNC: self.panel_sync,
-                NOTIFY: NotifyHandler(self.db, self.notifier),
-                BROADCAST: BroadcastHandler(self.db, self.notifier),
+                NOTIFY: NotifyHandler(self.store, self.notifier),
+                BROADCAST: BroadcastHandler(self.store, self.notifier),
             },
             # Admin notices due together go out as one batch: payments become digests.
-            batch_handlers={ADMIN_NOTICE: AdminNoticeHandler(self.db, self.notifier, s.admins)},
+            batch_handlers={ADMIN_NOTICE: AdminNoticeHandler(self.store, self.notifier, s.admins)},
             batch_gap=ADMIN_BATCH_WINDOW,
             on_give_up=self._job_gave_up,
             exclusive=self.db.is_sqlite,  # the instance lock allows one process
@@ -151,9 +151,9 @@ class Application:
             confirmer=self.confirmer,
             stars=StarsCheckout(self.store, self.confirmer),
             subscriptions=SubscriptionService(self.panel),
-            rewards=RewardsService(self.db, gift_days=s.gift_days),
+            rewards=RewardsService(self.store, gift_days=s.gift_days),
             admin=AdminService(self.db),
-            broadcasts=BroadcastService(self.db),
+            broadcasts=BroadcastService(self.store),
             trials=TrialService(
                 self.store,
                 self.panel,
@@ -163,7 +163,7 @@ class Application:
             ),
             devices=DeviceService(self.store, self.panel),
         )
-        self.retention = RetentionService(self.db, days=s.jobs_retention_days)
+        self.retention = RetentionService(self.store, days=s.jobs_retention_days)
         self.backups = BackupService(
             self.db,
             s.backups_path,

@@ -10,30 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from spnbot.domain.expiry import utcnow
 from spnbot.jobs.runner import PermanentJobError
 from spnbot.services.notices import DeliveryRetryLater, Notice, RecipientBlocked, TextSender
 from spnbot.services.notify import NOTIFY, notify_payload
-from spnbot.store import jobs as queue
-from spnbot.store.db import Database
+from spnbot.store.broadcasts import RUNNING, BroadcastRow, Step, Totals
+from spnbot.store.broadcasts import Audience as Audience  # the admin handler names it from here
+from spnbot.store.group_commit import Transactional
 from spnbot.store.jobs import ClaimedJob
-from spnbot.store.models import Broadcast, User
+from spnbot.store.uow import Tx
 
 log = logging.getLogger(__name__)
 
 BROADCAST = "broadcast"
-RUNNING = "running"
-DONE = "done"
 # Telegram refuses longer texts; better to say so to the admin than to fail every send.
 MAX_TEXT = 4096
 # A user who still gets 429 after this many waits pauses the whole job (it resumes later);
@@ -42,15 +37,9 @@ MAX_RETRIES = 3
 MAX_WAIT = 60.0
 
 
-class Audience(enum.StrEnum):
-    ALL = "all"
-    ACTIVE = "active"  # subscription running when the admin sent it
-    EXPIRED = "expired"  # had a subscription, and it had ended when the admin sent it
-
-
 class BroadcastService:
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self._db = db
+    def __init__(self, store: Transactional[Tx], *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._store = store
         self._clock = clock
 
     async def start(self, admin_id: int, audience: Audience | str, text: str) -> int:
@@ -58,25 +47,13 @@ class BroadcastService:
         audience = Audience(audience)
         if not text.strip() or len(text) > MAX_TEXT:
             raise ValueError(f"broadcast text must be 1..{MAX_TEXT} characters")
-        async with self._db.transaction() as session:
-            row = Broadcast(
-                created_by=admin_id,
-                audience=audience,
-                text=text,
-                status=RUNNING,
-                cursor=0,
-                delivered=0,
-                blocked=0,
-                failed=0,
-                created_at=self._clock(),
+        async with self._store.transaction() as tx:
+            broadcast_id = await tx.broadcasts.add(admin_id, audience, text, self._clock())
+            await tx.jobs.add(
+                BROADCAST, {"broadcast_id": broadcast_id}, dedup_key=f"broadcast:{broadcast_id}"
             )
-            session.add(row)
-            await session.flush()
-            await queue.enqueue(
-                session, BROADCAST, {"broadcast_id": row.id}, dedup_key=f"broadcast:{row.id}"
-            )
-        log.info("admin %s started broadcast %s to %s", admin_id, row.id, audience)
-        return row.id
+        log.info("admin %s started broadcast %s to %s", admin_id, broadcast_id, audience)
+        return broadcast_id
 
 
 class Pacer:
@@ -128,7 +105,7 @@ class BroadcastHandler:
 
     def __init__(
         self,
-        db: Database,
+        store: Transactional[Tx],
         sender: TextSender,
         *,
         rate_per_sec: float = 25,
@@ -139,7 +116,7 @@ class BroadcastHandler:
         ticker: Callable[[], float] = time.monotonic,
         sleeper: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._db = db
+        self._store = store
         self._sender = sender
         self._batch = batch
         self._progress_every = progress_every
@@ -149,8 +126,8 @@ class BroadcastHandler:
 
     async def __call__(self, job: ClaimedJob) -> None:
         broadcast_id = int(job.payload["broadcast_id"])
-        async with self._db.transaction() as session:
-            row = await session.get(Broadcast, broadcast_id)
+        async with self._store.transaction() as tx:
+            row = await tx.broadcasts.get(broadcast_id)
         if row is None:
             raise PermanentJobError(f"broadcast {broadcast_id} does not exist")
         try:
@@ -158,7 +135,7 @@ class BroadcastHandler:
         except _Superseded:
             log.warning("broadcast %s is being sent by another runner", broadcast_id)
 
-    async def _run(self, row: Broadcast, job: ClaimedJob) -> None:
+    async def _run(self, row: BroadcastRow, job: ClaimedJob) -> None:
         cursor, batches = row.cursor, 0
         while row.status == RUNNING:
             recipients = await self._page(row, cursor)
@@ -182,20 +159,9 @@ class BroadcastHandler:
             await self._commit(row, job, cursor, tally, progress=progress)
             cursor = tally.cursor
 
-    async def _page(self, row: Broadcast, cursor: int) -> list[int]:
-        stmt = (
-            select(User.tg_id)
-            .where(User.tg_id > cursor, User.blocked_at.is_(None))
-            .order_by(User.tg_id)
-            .limit(self._batch)
-        )
-        # Judged at the moment the admin sent it, not when the job reaches this page.
-        if row.audience == Audience.ACTIVE:
-            stmt = stmt.where(User.expires_at > row.created_at)
-        elif row.audience == Audience.EXPIRED:
-            stmt = stmt.where(User.expires_at.is_not(None), User.expires_at <= row.created_at)
-        async with self._db.transaction() as session:
-            return list((await session.execute(stmt)).scalars())
+    async def _page(self, row: BroadcastRow, cursor: int) -> list[int]:
+        async with self._store.transaction() as tx:
+            return await tx.broadcasts.recipients(row, after=cursor, limit=self._batch)
 
     async def _deliver(self, user_id: int, text: str, tally: _Tally) -> None:
         for attempt in range(MAX_RETRIES + 1):
@@ -220,7 +186,7 @@ class BroadcastHandler:
 
     async def _commit(
         self,
-        row: Broadcast,
+        row: BroadcastRow,
         job: ClaimedJob,
         cursor: int,
         tally: _Tally,
@@ -230,68 +196,51 @@ class BroadcastHandler:
     ) -> None:
         """The batch's results, the new cursor and a fresh job lease, all in one transaction."""
         now = self._clock()
-        async with self._db.transaction() as session:
-            moved = await session.execute(
-                update(Broadcast)
-                .where(
-                    Broadcast.id == row.id,
-                    Broadcast.status == RUNNING,
-                    Broadcast.cursor == cursor,  # compare-and-set: one runner per broadcast
-                )
-                .values(
-                    cursor=tally.cursor,
-                    delivered=Broadcast.delivered + tally.delivered,
-                    blocked=Broadcast.blocked + tally.blocked,
-                    failed=Broadcast.failed + tally.failed,
-                )
-                .returning(Broadcast.delivered, Broadcast.blocked, Broadcast.failed)
-            )
-            totals = moved.one_or_none()
+        step = Step(cursor, tally.cursor, tally.delivered, tally.blocked, tally.failed)
+        async with self._store.transaction() as tx:
+            # Compare-and-set on the cursor: one runner per broadcast.
+            totals = await tx.broadcasts.advance(row.id, step)
             if totals is None:
                 raise _Superseded(f"broadcast {row.id} moved on without us")
             if tally.blocked_ids:  # same as notify.mark_blocked, but with the batch it belongs to
-                await session.execute(
-                    update(User).where(User.tg_id.in_(tally.blocked_ids)).values(blocked_at=now)
-                )
+                await tx.accounts.mark_blocked(tally.blocked_ids, now)
             if release:  # a stopping process hands the job straight to the next one
-                await queue.release(session, job.id)
+                await tx.jobs.release(job.id)
             else:  # the runner's lease is shorter than a long broadcast
-                await queue.extend_lease(session, job.id, self._lease)
+                await tx.jobs.extend_lease(job.id, self._lease)
             if progress:
                 await self._tell_admin(
-                    session, row, "admin_broadcast_progress", totals, f"{tally.cursor}"
+                    tx, row, "admin_broadcast_progress", totals, f"{tally.cursor}"
                 )
 
-    async def _finish(self, row: Broadcast) -> None:
-        async with self._db.transaction() as session:
-            done = await session.execute(
-                update(Broadcast)
-                .where(Broadcast.id == row.id, Broadcast.status == RUNNING)
-                .values(status=DONE, finished_at=self._clock())
-                .returning(Broadcast.delivered, Broadcast.blocked, Broadcast.failed)
-            )
-            totals = done.one_or_none()
+    async def _finish(self, row: BroadcastRow) -> None:
+        async with self._store.transaction() as tx:
+            totals = await tx.broadcasts.finish(row.id, self._clock())
             if totals is not None:
-                await self._tell_admin(session, row, "admin_broadcast_done", totals, "done")
+                await self._tell_admin(tx, row, "admin_broadcast_done", totals, "done")
         if totals is not None:
-            log.info("broadcast %s done: %s delivered, %s blocked, %s failed", row.id, *totals)
+            log.info(
+                "broadcast %s done: %s delivered, %s blocked, %s failed",
+                row.id,
+                totals.delivered,
+                totals.blocked,
+                totals.failed,
+            )
 
     async def _tell_admin(
-        self,
-        session: AsyncSession,
-        row: Broadcast,
-        template: str,
-        totals: tuple[int, int, int],
-        stage: str,
+        self, tx: Tx, row: BroadcastRow, template: str, totals: Totals, stage: str
     ) -> None:
         """A durable notice in the admin's language, committed with the numbers it reports."""
-        delivered, blocked, failed = totals
         notice = Notice(
             template,
-            {"id": row.id, "delivered": delivered, "blocked": blocked, "failed": failed},
+            {
+                "id": row.id,
+                "delivered": totals.delivered,
+                "blocked": totals.blocked,
+                "failed": totals.failed,
+            },
         )
-        await queue.enqueue(
-            session,
+        await tx.jobs.add(
             NOTIFY,
             notify_payload(row.created_by, notice),
             dedup_key=f"broadcast:{row.id}:{stage}",

@@ -8,15 +8,13 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.money import SYMBOLS, Money, MoneyError
 from spnbot.jobs.runner import PermanentJobError
 from spnbot.services.notices import DeliveryRetryLater, Notice, Notifier, RecipientBlocked
-from spnbot.store.db import Database
+from spnbot.store.group_commit import Transactional
 from spnbot.store.jobs import ClaimedJob
-from spnbot.store.models import User
+from spnbot.store.uow import Tx
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +38,14 @@ def notify_payload(user_id: int, notice: Notice) -> dict[str, Any]:
 class NotifyHandler:
     """Sends one notice to one user in their language; a blocked user is marked, not retried."""
 
-    def __init__(self, db: Database, notifier: Notifier) -> None:
-        self._db = db
+    def __init__(self, store: Transactional[Tx], notifier: Notifier) -> None:
+        self._store = store
         self._notifier = notifier
 
     async def __call__(self, job: ClaimedJob) -> None:
         user_id = int(job.payload["user_id"])
-        async with self._db.transaction() as session:
-            user = await session.get(User, user_id)
+        async with self._store.transaction() as tx:
+            user = await tx.customers.get(user_id)
         if user is None:
             raise PermanentJobError(f"user {user_id} does not exist")
         if user.blocked_at is not None:
@@ -56,12 +54,12 @@ class NotifyHandler:
         try:
             await self._notifier.send(user_id, user.language, Notice.from_payload(job.payload))
         except RecipientBlocked:
-            await mark_blocked(self._db, user_id)
+            await mark_blocked(self._store, user_id)
 
 
-async def mark_blocked(db: Database, user_id: int) -> None:
-    async with db.transaction() as session:
-        await session.execute(update(User).where(User.tg_id == user_id).values(blocked_at=utcnow()))
+async def mark_blocked(store: Transactional[Tx], user_id: int) -> None:
+    async with store.transaction() as tx:
+        await tx.accounts.mark_blocked([user_id], utcnow())
     log.info("user blocked the bot", extra={"user_id": user_id})
 
 
@@ -71,8 +69,8 @@ class AdminNoticeHandler:
     A batch handler: payment notices claimed together reach each admin as one digest.
     """
 
-    def __init__(self, db: Database, notifier: Notifier, admins: Iterable[int]) -> None:
-        self._db = db
+    def __init__(self, store: Transactional[Tx], notifier: Notifier, admins: Iterable[int]) -> None:
+        self._store = store
         self._notifier = notifier
         self._admins = sorted(set(admins))
 
@@ -80,11 +78,8 @@ class AdminNoticeHandler:
         notices = compose_admin_notices(jobs)
         if not notices:
             return
-        async with self._db.transaction() as session:
-            known = await session.execute(
-                select(User.tg_id, User.language).where(User.tg_id.in_(self._admins))
-            )
-            languages = {tg_id: language for tg_id, language in known.all()}
+        async with self._store.transaction() as tx:
+            languages = await tx.customers.languages(self._admins)
         waits = _FloodWaits()
         for admin in self._admins:
             # An admin who never opened the bot as a user hears the default language.

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from spnbot.domain.expiry import utcnow
-from spnbot.store import retention
-from spnbot.store.db import Database
+from spnbot.store.group_commit import Transactional
+from spnbot.store.retention import Pruning
+from spnbot.store.uow import Tx
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class RetentionReport:
 class RetentionService:
     def __init__(
         self,
-        db: Database,
+        store: Transactional[Tx],
         *,
         days: int = 30,
         batch: int = BATCH,
@@ -71,7 +70,7 @@ class RetentionService:
             raise ValueError("retention must keep at least one day")
         if batch < 1:
             raise ValueError("batch must be positive")
-        self._db = db
+        self._store = store
         self._keep = timedelta(days=days)
         self._limit = batch
         self._pause = pause
@@ -87,19 +86,15 @@ class RetentionService:
         while cursor is not None:
             deleted, cursor = await self._batch(
                 report,
-                partial(
-                    retention.prune_done_jobs, before=before, after_id=cursor, limit=self._limit
-                ),
+                partial(Pruning.done_jobs, before=before, after_id=cursor, limit=self._limit),
             )
             report.jobs += deleted
-        prune_broadcasts = partial(
-            retention.prune_finished_broadcasts, before=before, limit=self._limit
-        )
+        prune_broadcasts = partial(Pruning.finished_broadcasts, before=before, limit=self._limit)
         deleted = self._limit
         while deleted == self._limit:  # a short batch was the last one
             deleted = (await self._batch(report, _counted(prune_broadcasts)))[0]
             report.broadcasts += deleted
-        prune_marks = partial(retention.prune_sent_marks, now=now, limit=self._limit)
+        prune_marks = partial(Pruning.sent_marks, now=now, limit=self._limit)
         deleted = self._limit
         while deleted == self._limit:
             deleted = (await self._batch(report, _counted(prune_marks)))[0]
@@ -109,12 +104,12 @@ class RetentionService:
         return report
 
     async def _batch(
-        self, report: RetentionReport, work: Callable[[AsyncSession], Awaitable[_Step]]
+        self, report: RetentionReport, work: Callable[[Pruning], Awaitable[_Step]]
     ) -> _Step:
         """One transaction, timed; then a short pause if it deleted anything."""
         started = time.perf_counter()
-        async with self._db.transaction() as session:
-            result = await work(session)
+        async with self._store.transaction() as tx:
+            result = await work(tx.retention)
         report.longest_batch = max(report.longest_batch, time.perf_counter() - started)
         deleted = result[0]
         report.batches += 1
@@ -126,9 +121,9 @@ class RetentionService:
 
 
 def _counted(
-    work: Callable[[AsyncSession], Awaitable[int]],
-) -> Callable[[AsyncSession], Awaitable[_Step]]:
-    async def run(session: AsyncSession) -> _Step:
-        return await work(session), None
+    work: Callable[[Pruning], Awaitable[int]],
+) -> Callable[[Pruning], Awaitable[_Step]]:
+    async def run(pruning: Pruning) -> _Step:
+        return await work(pruning), None
 
     return run

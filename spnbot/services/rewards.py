@@ -7,14 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.states import GrantKind
 from spnbot.services.grants import GrantRequest, GrantResult, grant_days
-from spnbot.store.db import Database
-from spnbot.store.dialect import insert_ignoring_conflicts
-from spnbot.store.models import Grant, PromoCode, PromoRedemption, Referral
+from spnbot.store.group_commit import Transactional
+from spnbot.store.promos import PromoRow
 from spnbot.store.uow import Tx
 
 
@@ -68,9 +65,9 @@ def is_plausible_code(code: str) -> bool:
 
 class RewardsService:
     def __init__(
-        self, db: Database, *, gift_days: int, clock: Callable[[], datetime] = utcnow
+        self, store: Transactional[Tx], *, gift_days: int, clock: Callable[[], datetime] = utcnow
     ) -> None:
-        self._db = db
+        self._store = store
         self._gift_days = gift_days
         self._clock = clock
 
@@ -80,9 +77,9 @@ class RewardsService:
 
     async def claim_gift(self, user_id: int) -> tuple[GiftResult, GrantResult | None]:
         """Once per user, ever: the grant ledger's (gift, user) key makes a repeat a no-op."""
-        async with self._db.transaction() as session:
+        async with self._store.transaction() as tx:
             grant = await grant_days(
-                Tx(session),
+                tx,
                 GrantRequest(
                     user_id,
                     self._gift_days,
@@ -95,11 +92,8 @@ class RewardsService:
         return (GiftResult.GRANTED, grant) if grant else (GiftResult.ALREADY, None)
 
     async def gift_claimed(self, user_id: int) -> bool:
-        async with self._db.transaction() as session:
-            found = await session.execute(
-                select(Grant.id).where(Grant.kind == GrantKind.GIFT, Grant.source == str(user_id))
-            )
-            return found.first() is not None
+        async with self._store.transaction() as tx:
+            return await tx.ledger.exists(GrantKind.GIFT, str(user_id))
 
     async def redeem(self, user_id: int, raw_code: str) -> Redemption:
         """Case-insensitive; active, unexpired, under its limit, once per user — all or nothing."""
@@ -108,37 +102,19 @@ class RewardsService:
             return Redemption(PromoResult.UNKNOWN)
         now = self._clock()
         try:
-            async with self._db.transaction() as session:
-                promo = await session.get(PromoCode, code)
+            async with self._store.transaction() as tx:
+                promo = await tx.promos.get(code)
                 if promo is None:
                     raise _Abort(PromoResult.UNKNOWN)
-                # First the per-user claim: a concurrent second try by the same user waits here
-                # (PostgreSQL) or behind the write lock (SQLite), then finds the row.
-                claimed = await session.execute(
-                    insert_ignoring_conflicts(session, PromoRedemption)
-                    .values(code=code, user_id=user_id, created_at=now)
-                    .on_conflict_do_nothing(index_elements=["code", "user_id"])
-                    .returning(PromoRedemption.id)
-                )
-                if claimed.scalar() is None:
+                # First the per-user claim, then the shared counter: a concurrent second try
+                # by the same user waits on the first one's claim and then finds it.
+                if not await tx.promos.claim(code, user_id, now):
                     raise _Abort(PromoResult.ALREADY_USED)
-                # Then the shared counter, compare-and-set against the limit.
-                taken = await session.execute(
-                    update(PromoCode)
-                    .where(
-                        PromoCode.code == code,
-                        PromoCode.active.is_(True),
-                        PromoCode.used_count < PromoCode.max_uses,
-                        (PromoCode.expires_at.is_(None)) | (PromoCode.expires_at > now),
-                    )
-                    .values(used_count=PromoCode.used_count + 1)
-                    .returning(PromoCode.days)
-                )
-                days = taken.scalar()
+                days = await tx.promos.take_use(code, now)
                 if days is None:
                     raise _Abort(_why_refused(promo, now))
                 grant = await grant_days(
-                    Tx(session),
+                    tx,
                     GrantRequest(
                         user_id,
                         days,
@@ -153,19 +129,12 @@ class RewardsService:
         return Redemption(PromoResult.GRANTED, days, grant)
 
     async def referral_stats(self, user_id: int) -> ReferralStats:
-        async with self._db.transaction() as session:
-            invited = await session.execute(
-                select(func.count()).where(Referral.referrer_id == user_id)
-            )
-            activated = await session.execute(
-                select(func.count()).where(
-                    Referral.referrer_id == user_id, Referral.rewarded_at.is_not(None)
-                )
-            )
-            return ReferralStats(int(invited.scalar_one()), int(activated.scalar_one()))
+        async with self._store.transaction() as tx:
+            invited, activated = await tx.referrals.counts(user_id)
+        return ReferralStats(invited, activated)
 
 
-def _why_refused(promo: PromoCode, now: datetime) -> PromoResult:
+def _why_refused(promo: PromoRow, now: datetime) -> PromoResult:
     if not promo.active:
         return PromoResult.INACTIVE
     if promo.expires_at is not None and promo.expires_at <= now:

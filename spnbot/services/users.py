@@ -6,13 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
-
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.tariffs import PlanLimits
-from spnbot.store.db import Database
-from spnbot.store.dialect import insert_ignoring_conflicts
-from spnbot.store.models import Referral, User
+from spnbot.store.customers import Customer, NewCustomer
+from spnbot.store.group_commit import Transactional
+from spnbot.store.uow import Tx
 
 USERNAME_MAX = 64  # users.username
 FIRST_NAME_MAX = 128  # users.first_name
@@ -45,8 +43,8 @@ def language_for(code: str | None) -> str:
 
 
 class UserService:
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self._db = db
+    def __init__(self, store: Transactional[Tx], *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._store = store
         self._clock = clock
 
     async def touch(
@@ -64,61 +62,40 @@ class UserService:
         first_name = clean_name(first_name, FIRST_NAME_MAX)
         if referrer_id is not None and not 0 < referrer_id < 2**63:
             referrer_id = None  # not an id any user can have
-        async with self._db.transaction() as session:
-            created = await session.execute(
-                insert_ignoring_conflicts(session, User)
-                .values(
-                    tg_id=tg_id,
-                    username=username,
-                    first_name=first_name,
-                    language=language_for(language_code),
-                    created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["tg_id"])
-                .returning(User.tg_id)
+        async with self._store.transaction() as tx:
+            is_new = await tx.customers.add_if_absent(
+                NewCustomer(tg_id, username, first_name, language_for(language_code)), now
             )
-            is_new = created.scalar() is not None
-            if is_new and referrer_id and referrer_id != tg_id:
-                if await session.get(User, referrer_id) is not None:
-                    await session.execute(
-                        update(User).where(User.tg_id == tg_id).values(referrer_id=referrer_id)
-                    )
-                    session.add(
-                        Referral(referred_id=tg_id, referrer_id=referrer_id, created_at=now)
-                    )
-            elif not is_new:
+            if is_new:
+                if referrer_id and referrer_id != tg_id and await tx.customers.exists(referrer_id):
+                    await tx.customers.set_referrer(tg_id, referrer_id)
+                    await tx.referrals.add(tg_id, referrer_id, now)
+            else:
                 # A user who blocked us and came back is reachable again.
-                await session.execute(
-                    update(User)
-                    .where(User.tg_id == tg_id)
-                    .values(username=username, first_name=first_name, blocked_at=None)
-                )
-            user = (await session.execute(select(User).where(User.tg_id == tg_id))).scalar_one()
-            return _profile(user, created=is_new)
+                await tx.customers.refresh_contact(tg_id, username=username, first_name=first_name)
+            customer = await tx.customers.get(tg_id)
+        assert customer is not None  # created or found above, in this transaction
+        return _profile(customer, created=is_new)
 
     async def get(self, tg_id: int) -> Profile | None:
-        async with self._db.transaction() as session:
-            user = await session.get(User, tg_id)
-            return _profile(user) if user else None
+        async with self._store.transaction() as tx:
+            customer = await tx.customers.get(tg_id)
+        return _profile(customer) if customer else None
 
     async def accept_terms(self, tg_id: int) -> None:
-        async with self._db.transaction() as session:
-            await session.execute(
-                update(User)
-                .where(User.tg_id == tg_id, User.terms_accepted_at.is_(None))
-                .values(terms_accepted_at=self._clock())
-            )
+        async with self._store.transaction() as tx:
+            await tx.customers.accept_terms(tg_id, self._clock())
 
 
-def _profile(user: User, *, created: bool = False) -> Profile:
+def _profile(customer: Customer, *, created: bool = False) -> Profile:
     return Profile(
-        tg_id=user.tg_id,
-        language=user.language,
-        terms_accepted=user.terms_accepted_at is not None,
-        expires_at=user.expires_at,
-        subscription_url=user.subscription_url,
-        panel_ref=user.panel_ref,
+        tg_id=customer.tg_id,
+        language=customer.language,
+        terms_accepted=customer.terms_accepted_at is not None,
+        expires_at=customer.expires_at,
+        subscription_url=customer.subscription_url,
+        panel_ref=customer.panel_ref,
         created=created,
-        plan_code=user.plan_code,
-        plan_limits=PlanLimits.from_json(user.plan_limits) if user.plan_code else None,
+        plan_code=customer.plan_code,
+        plan_limits=PlanLimits.from_json(customer.plan_limits) if customer.plan_code else None,
     )

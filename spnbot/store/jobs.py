@@ -302,3 +302,9 @@ class JobOutbox:
 
     async def finish_many(self, job_ids: Sequence[int]) -> None:
         await finish_many(self._session, job_ids)
+
+    async def extend_lease(self, job_id: int, lease: timedelta) -> None:
+        await extend_lease(self._session, job_id, lease)
+
+    async def release(self, job_id: int) -> None:
+        await release(self._session, job_id)

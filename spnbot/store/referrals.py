@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spnbot.store.models import Referral
+from spnbot.store.models import REFERRALS
 
 
 class Referrals:
@@ -21,9 +21,28 @@ class Referrals:
         if not user_ids:
             return []
         rewarded = await self._session.execute(
-            update(Referral)
-            .where(Referral.referred_id.in_(list(user_ids)), Referral.rewarded_at.is_(None))
+            update(REFERRALS)
+            .where(REFERRALS.c.referred_id.in_(list(user_ids)), REFERRALS.c.rewarded_at.is_(None))
             .values(rewarded_at=now)
-            .returning(Referral.referred_id, Referral.referrer_id)
+            .returning(REFERRALS.c.referred_id, REFERRALS.c.referrer_id)
         )
         return sorted((int(a), int(b)) for a, b in rewarded.all())
+
+    async def add(self, referred_id: int, referrer_id: int, now: datetime) -> None:
+        """A referred user has one referrer: a second one fails on the primary key."""
+        await self._session.execute(
+            REFERRALS.insert().values(
+                referred_id=referred_id, referrer_id=referrer_id, created_at=now
+            )
+        )
+
+    async def counts(self, referrer_id: int) -> tuple[int, int]:
+        """(invited, rewarded) of one referrer."""
+        invited, rewarded = (
+            await self._session.execute(
+                select(func.count(), func.count(REFERRALS.c.rewarded_at)).where(
+                    REFERRALS.c.referrer_id == referrer_id
+                )
+            )
+        ).one()
+        return int(invited), int(rewarded)

@@ -94,3 +94,21 @@ async def table_sizes(session: AsyncSession) -> dict[str, int]:
             (await session.execute(select(func.count()).select_from(table))).scalar_one()
         )
     return sizes
+
+
+class Pruning:
+    """The pruning statements as a unit of work offers them (one batch per transaction)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def done_jobs(
+        self, *, before: datetime, after_id: int, limit: int
+    ) -> tuple[int, int | None]:
+        return await prune_done_jobs(self._session, before=before, after_id=after_id, limit=limit)
+
+    async def finished_broadcasts(self, *, before: datetime, limit: int) -> int:
+        return await prune_finished_broadcasts(self._session, before=before, limit=limit)
+
+    async def sent_marks(self, *, now: datetime, limit: int) -> int:
+        return await prune_sent_marks(self._session, now=now, limit=limit)

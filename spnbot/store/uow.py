@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.store.accounts import Accounts
+from spnbot.store.broadcasts import Broadcasts
+from spnbot.store.customers import Customers
 from spnbot.store.db import Database
 from spnbot.store.drift import DriftRecords
 from spnbot.store.jobs import JobOutbox
@@ -15,7 +17,9 @@ from spnbot.store.ledger import GrantLedger
 from spnbot.store.panel_events import PanelEvents
 from spnbot.store.payments import PaymentRepository
 from spnbot.store.plans import PlanStore
+from spnbot.store.promos import Promos
 from spnbot.store.referrals import Referrals
+from spnbot.store.retention import Pruning
 from spnbot.store.sent_marks import SentMarks
 from spnbot.store.trials import Trials
 
@@ -34,6 +38,10 @@ class Tx:
         self.panel_events = PanelEvents(session)
         self.marks = SentMarks(session)
         self.drift = DriftRecords(session)
+        self.customers = Customers(session)
+        self.promos = Promos(session)
+        self.broadcasts = Broadcasts(session)
+        self.retention = Pruning(session)
 
 
 class Store:

@@ -261,7 +261,7 @@ async def test_broadcast_resumes_after_a_crash_without_resending(stack: Stack) -
         await asyncio.sleep(seconds)
 
     dying = BroadcastHandler(
-        stack.app.db,
+        stack.app.store,
         CrashAfter(stack.app.notifier, 4),
         batch=2,
         progress_every=1,
@@ -309,7 +309,7 @@ async def test_stopping_mid_batch_keeps_what_was_sent(stack: Stack) -> None:
             await stack.app.notifier.send_text(user_id, text)
             self.count += 1
 
-    handler = BroadcastHandler(stack.app.db, Stalls(), batch=10, rate_per_sec=500)
+    handler = BroadcastHandler(stack.app.store, Stalls(), batch=10, rate_per_sec=500)
     task = asyncio.create_task(handler(job))
     await asyncio.wait_for(sent.wait(), 5)
     task.cancel()

@@ -20,12 +20,15 @@ from spnbot.domain.money import Money
 from spnbot.domain.settle import PAYABLE
 from spnbot.domain.states import GrantKind, JobStatus, PaymentStatus
 from spnbot.store.accounts import GrantTarget, PanelLink, SyncState
+from spnbot.store.broadcasts import DONE, RUNNING, Audience, BroadcastRow, Step, Totals
+from spnbot.store.customers import Customer, NewCustomer
 from spnbot.store.drift import CustomerRecord
 from spnbot.store.jobs import ClaimedJob, Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
-from spnbot.store.panel_events import Customer
+from spnbot.store.panel_events import Customer as PanelCustomer
 from spnbot.store.payments import NewPayment, PaymentRow, Pending
 from spnbot.store.plans import AssignedPlan
+from spnbot.store.promos import PromoRow
 from spnbot.store.trials import TrialStats
 
 HUNDRED_RUB = Money.rub(100)
@@ -42,6 +45,16 @@ class FakeUser:
     blocked_at: datetime | None = None
     panel_synced_at: datetime | None = None
     plan: AssignedPlan | None = None
+    username: str | None = None
+    first_name: str | None = None
+    terms_accepted_at: datetime | None = None
+
+
+@dataclass
+class FakeBroadcast:
+    row: BroadcastRow
+    totals: Totals = field(default_factory=lambda: Totals(0, 0, 0))
+    finished_at: datetime | None = None
 
 
 @dataclass
@@ -69,6 +82,9 @@ class State:
     plan_snapshots: dict[str, AssignedPlan] = field(default_factory=dict)  # by payment public id
     deliveries: dict[str, datetime] = field(default_factory=dict)  # panel webhook keys
     marks: dict[str, datetime] = field(default_factory=dict)  # sent marks: key → keep until
+    promos: dict[str, PromoRow] = field(default_factory=dict)
+    redemptions: set[tuple[str, int]] = field(default_factory=set)
+    broadcasts: dict[int, FakeBroadcast] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -274,6 +290,17 @@ class FakeJobs:
             self.s.jobs[jid].status = JobStatus.DONE
             self.s.jobs[jid].locked_until = None
 
+    async def extend_lease(self, job_id: int, lease: timedelta) -> None:
+        job = self.s.jobs.get(job_id)
+        if job is not None and job.status == JobStatus.RUNNING:
+            job.locked_until = self._clock() + lease
+
+    async def release(self, job_id: int) -> None:
+        job = self.s.jobs.get(job_id)
+        if job is not None and job.status == JobStatus.RUNNING:
+            job.status, job.run_after, job.locked_until = JobStatus.PENDING, self._clock(), None
+            job.attempts -= 1
+
 
 class FakeAccounts:
     def __init__(self, state: State) -> None:
@@ -308,8 +335,9 @@ class FakeAccounts:
             self.s.users[uid].panel_synced_at = now
 
     async def mark_blocked(self, user_ids: Sequence[int], now: datetime) -> None:
-        for uid in user_ids:
-            self.s.users[uid].blocked_at = now
+        for uid in user_ids:  # like the UPDATE: an unknown id changes nothing
+            if (user := self.s.users.get(uid)) is not None:
+                user.blocked_at = now
 
     async def due_for_reminder(
         self, *, ended_after: datetime, ending_by: datetime
@@ -335,6 +363,146 @@ class FakeReferrals:
                 self.s.referrals[uid] = (entry[0], now)
                 out.append((uid, entry[0]))
         return sorted(out)
+
+    async def add(self, referred_id: int, referrer_id: int, now: datetime) -> None:
+        if referred_id in self.s.referrals:  # the primary key
+            raise ValueError(f"user {referred_id} already has a referrer")
+        if referred_id not in self.s.users or referrer_id not in self.s.users:  # foreign keys
+            raise LookupError("a referral names users who exist")
+        self.s.referrals[referred_id] = (referrer_id, None)
+
+    async def counts(self, referrer_id: int) -> tuple[int, int]:
+        mine = [rewarded for ref, rewarded in self.s.referrals.values() if ref == referrer_id]
+        return len(mine), sum(1 for rewarded in mine if rewarded is not None)
+
+
+class FakeCustomers:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def add_if_absent(self, customer: NewCustomer, now: datetime) -> bool:
+        if customer.tg_id in self.s.users:
+            return False
+        self.s.users[customer.tg_id] = FakeUser(
+            customer.tg_id,
+            customer.language,
+            username=customer.username,
+            first_name=customer.first_name,
+        )
+        return True
+
+    async def exists(self, tg_id: int) -> bool:
+        return tg_id in self.s.users
+
+    async def get(self, tg_id: int) -> Customer | None:
+        u = self.s.users.get(tg_id)
+        if u is None:
+            return None
+        return Customer(
+            u.tg_id,
+            u.language,
+            u.terms_accepted_at,
+            u.expires_at,
+            u.subscription_url,
+            u.panel_ref,
+            u.referrer_id,
+            u.blocked_at,
+            u.plan.code if u.plan else None,
+            u.plan.limits.to_json() if u.plan else None,
+        )
+
+    async def set_referrer(self, tg_id: int, referrer_id: int) -> None:
+        if (user := self.s.users.get(tg_id)) is not None:
+            user.referrer_id = referrer_id
+
+    async def refresh_contact(
+        self, tg_id: int, *, username: str | None, first_name: str | None
+    ) -> None:
+        if (user := self.s.users.get(tg_id)) is not None:
+            user.username, user.first_name, user.blocked_at = username, first_name, None
+
+    async def accept_terms(self, tg_id: int, now: datetime) -> None:
+        user = self.s.users.get(tg_id)
+        if user is not None and user.terms_accepted_at is None:
+            user.terms_accepted_at = now
+
+    async def languages(self, tg_ids: Iterable[int]) -> dict[int, str]:
+        return {uid: u.language for uid in set(tg_ids) if (u := self.s.users.get(uid)) is not None}
+
+
+class FakePromos:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def get(self, code: str) -> PromoRow | None:
+        return self.s.promos.get(code)
+
+    async def claim(self, code: str, user_id: int, now: datetime) -> bool:
+        if code not in self.s.promos or user_id not in self.s.users:  # foreign keys
+            raise LookupError("a redemption names a code and a user that exist")
+        if (code, user_id) in self.s.redemptions:  # unique (code, user_id)
+            return False
+        self.s.redemptions.add((code, user_id))
+        return True
+
+    async def take_use(self, code: str, now: datetime) -> int | None:
+        promo = self.s.promos.get(code)
+        if (
+            promo is None
+            or not promo.active
+            or promo.used_count >= promo.max_uses
+            or (promo.expires_at is not None and promo.expires_at <= now)
+        ):
+            return None
+        self.s.promos[code] = replace(promo, used_count=promo.used_count + 1)
+        return promo.days
+
+
+class FakeBroadcasts:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def add(self, created_by: int, audience: Audience, text: str, now: datetime) -> int:
+        bid = self.s.new_id()
+        self.s.broadcasts[bid] = FakeBroadcast(
+            BroadcastRow(bid, created_by, Audience(audience), text, RUNNING, 0, now)
+        )
+        return bid
+
+    async def get(self, broadcast_id: int) -> BroadcastRow | None:
+        found = self.s.broadcasts.get(broadcast_id)
+        return found.row if found else None
+
+    async def recipients(self, row: BroadcastRow, *, after: int, limit: int) -> list[int]:
+        def wanted(u: FakeUser) -> bool:
+            if u.tg_id <= after or u.blocked_at is not None:
+                return False
+            if row.audience == Audience.ACTIVE:
+                return u.expires_at is not None and u.expires_at > row.created_at
+            if row.audience == Audience.EXPIRED:
+                return u.expires_at is not None and u.expires_at <= row.created_at
+            return True
+
+        return sorted(uid for uid, u in self.s.users.items() if wanted(u))[:limit]
+
+    async def advance(self, broadcast_id: int, step: Step) -> Totals | None:
+        found = self.s.broadcasts.get(broadcast_id)
+        if found is None or found.row.status != RUNNING or found.row.cursor != step.after:
+            return None
+        t = found.totals
+        found.totals = Totals(
+            t.delivered + step.delivered, t.blocked + step.blocked, t.failed + step.failed
+        )
+        found.row = replace(found.row, cursor=step.to)
+        return found.totals
+
+    async def finish(self, broadcast_id: int, now: datetime) -> Totals | None:
+        found = self.s.broadcasts.get(broadcast_id)
+        if found is None or found.row.status != RUNNING:
+            return None
+        found.row = replace(found.row, status=DONE)
+        found.finished_at = now
+        return found.totals
 
 
 class FakePlans:
@@ -393,20 +561,20 @@ class FakePanelEvents:
             del self.s.deliveries[key]
         return len(old)
 
-    def _first(self, match: Any) -> Customer | None:
+    def _first(self, match: Any) -> PanelCustomer | None:
         for uid in sorted(self.s.users):
             u = self.s.users[uid]
             if match(u):
-                return Customer(u.tg_id, u.panel_ref, u.expires_at)
+                return PanelCustomer(u.tg_id, u.panel_ref, u.expires_at)
         return None
 
-    async def by_panel_ref(self, refs: Sequence[str]) -> Customer | None:
+    async def by_panel_ref(self, refs: Sequence[str]) -> PanelCustomer | None:
         return self._first(lambda u: u.panel_ref is not None and u.panel_ref in refs)
 
-    async def by_telegram_id(self, tg_id: int) -> Customer | None:
+    async def by_telegram_id(self, tg_id: int) -> PanelCustomer | None:
         return self._first(lambda u: u.tg_id == tg_id)
 
-    async def by_short_uuid(self, short_uuid: str) -> Customer | None:
+    async def by_short_uuid(self, short_uuid: str) -> PanelCustomer | None:
         end = "/" + short_uuid
         return self._first(lambda u: (u.subscription_url or "").endswith(end))
 
@@ -464,6 +632,9 @@ class FakeTx:
         self.panel_events = FakePanelEvents(state)
         self.marks = FakeMarks(state)
         self.drift = FakeDrift(state)
+        self.customers = FakeCustomers(state)
+        self.promos = FakePromos(state)
+        self.broadcasts = FakeBroadcasts(state)
 
 
 class FakeMarks:
@@ -531,6 +702,18 @@ class FakeStore:
         )
         self.state.payments[pid] = row
         return row
+
+    def add_promo(
+        self,
+        code: str,
+        *,
+        days: int = 7,
+        max_uses: int = 10,
+        expires_at: datetime | None = None,
+        active: bool = True,
+    ) -> PromoRow:
+        promo = self.state.promos[code] = PromoRow(code, days, max_uses, 0, expires_at, active)
+        return promo
 
     def payment(self, public_id: str) -> PaymentRow:
         return next(p for p in self.state.payments.values() if p.public_id == public_id)

@@ -15,10 +15,12 @@ from spnbot.domain.money import Money
 from spnbot.domain.states import GrantKind, PaymentStatus
 from spnbot.store import migrate
 from spnbot.store.accounts import PanelLink
+from spnbot.store.broadcasts import Audience, Step, Totals
+from spnbot.store.customers import NewCustomer
 from spnbot.store.db import Database
 from spnbot.store.jobs import Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
-from spnbot.store.models import USERS, Referral
+from spnbot.store.models import PROMO_CODES, USERS, Referral
 from spnbot.store.panel_events import Customer
 from spnbot.store.payments import NewPayment
 from spnbot.store.uow import Store
@@ -48,6 +50,36 @@ class Port:
             return
         async with self.db.transaction() as session:
             session.add(Referral(referred_id=referred, referrer_id=referrer, created_at=NOW))
+
+    async def add_promo(
+        self,
+        code: str,
+        *,
+        max_uses: int = 2,
+        expires_at: datetime | None = None,
+        active: bool = True,
+    ) -> None:
+        if self.db is None:
+            self.store.add_promo(
+                code, days=5, max_uses=max_uses, expires_at=expires_at, active=active
+            )
+            return
+        async with self.db.transaction() as session:
+            await session.execute(
+                PROMO_CODES.insert().values(
+                    code=code,
+                    days=5,
+                    max_uses=max_uses,
+                    used_count=0,
+                    expires_at=expires_at,
+                    active=active,
+                    created_at=NOW,
+                )
+            )
+
+    async def expire(self, tg_id: int, at: datetime) -> None:
+        async with self.store.transaction() as tx:
+            await tx.accounts.set_expiries({tg_id: at})
 
     async def payment(self, public_id: str, user_id: int = 1, provider: str = "oneplat") -> int:
         async with self.store.transaction() as tx:
@@ -261,3 +293,107 @@ async def test_drift_pages_customers_and_relinks_only_from_the_expected_ref(port
     async with port.store.transaction() as tx:
         gone = await tx.drift.customer(3)
     assert gone is not None and gone.panel_ref is None and gone.subscription_url is None
+
+
+async def test_first_contact_inserts_a_customer_once(port: Port) -> None:
+    async with port.store.transaction() as tx:
+        assert await tx.customers.add_if_absent(NewCustomer(7, "u", "U", "en"), NOW)
+        assert not await tx.customers.add_if_absent(NewCustomer(7, "x", "X", "ru"), NOW)
+        customer = await tx.customers.get(7)
+        assert await tx.customers.exists(7) and not await tx.customers.exists(8)
+        assert await tx.customers.get(8) is None
+    assert customer is not None and customer.language == "en"  # the first contact's row stays
+    assert customer.referrer_id is None and customer.terms_accepted_at is None
+
+
+async def test_a_returning_customer_is_reachable_again_and_terms_keep_the_first_time(
+    port: Port,
+) -> None:
+    later = NOW + timedelta(hours=1)
+    async with port.store.transaction() as tx:
+        await tx.accounts.mark_blocked([1], NOW)
+        await tx.customers.accept_terms(1, NOW)
+        await tx.customers.accept_terms(1, later)
+        blocked = await tx.customers.get(1)
+        await tx.customers.refresh_contact(1, username="n", first_name=None)
+        back = await tx.customers.get(1)
+        languages = await tx.customers.languages([1, 2, 99])
+    assert blocked is not None and blocked.blocked_at == NOW
+    assert back is not None and back.blocked_at is None and back.terms_accepted_at == NOW
+    assert languages == {1: "ru", 2: "ru"}
+
+
+async def test_referrals_are_counted_per_referrer(port: Port) -> None:
+    async with port.store.transaction() as tx:
+        await tx.customers.add_if_absent(NewCustomer(3, None, None, "ru"), NOW)
+        await tx.customers.set_referrer(2, 1)
+        await tx.referrals.add(2, 1, NOW)
+        await tx.referrals.add(3, 1, NOW)
+        assert await tx.referrals.reward_once([3], NOW) == [(3, 1)]
+        assert await tx.referrals.counts(1) == (2, 1)
+        assert await tx.referrals.counts(2) == (0, 0)
+        referred = await tx.customers.get(2)
+    assert referred is not None and referred.referrer_id == 1
+    with pytest.raises(Exception):  # IntegrityError, or the fake's ValueError
+        async with port.store.transaction() as tx:
+            await tx.referrals.add(2, 3, NOW)  # one referrer per referred user
+
+
+async def test_a_promo_code_is_claimed_once_per_user_and_used_up_to_its_limit(port: Port) -> None:
+    await port.add_promo("SPRING", max_uses=2)
+    async with port.store.transaction() as tx:
+        promo = await tx.promos.get("SPRING")
+        assert await tx.promos.get("spring") is None  # stored upper-case, looked up as given
+        assert await tx.promos.claim("SPRING", 1, NOW)
+        assert not await tx.promos.claim("SPRING", 1, NOW)
+        assert await tx.promos.claim("SPRING", 2, NOW)
+        assert [await tx.promos.take_use("SPRING", NOW) for _ in range(3)] == [5, 5, None]
+        used = await tx.promos.get("SPRING")
+    assert promo is not None and (promo.days, promo.max_uses, promo.used_count) == (5, 2, 0)
+    assert used is not None and used.used_count == 2
+
+
+async def test_an_inactive_or_expired_code_is_not_used(port: Port) -> None:
+    await port.add_promo("OFF", active=False)
+    await port.add_promo("OLD", expires_at=NOW)
+    await port.add_promo("SOON", expires_at=NOW + timedelta(seconds=1))
+    async with port.store.transaction() as tx:
+        assert await tx.promos.take_use("OFF", NOW) is None
+        assert await tx.promos.take_use("OLD", NOW) is None  # expiry is exclusive
+        assert await tx.promos.take_use("SOON", NOW) == 5
+        assert await tx.promos.take_use("NONE", NOW) is None
+        off = await tx.promos.get("OFF")
+    assert off is not None and not off.active and off.used_count == 0
+
+
+async def test_a_broadcast_pages_its_audience_and_moves_by_compare_and_set(port: Port) -> None:
+    async with port.store.transaction() as tx:
+        for uid in (3, 4, 5):
+            await tx.customers.add_if_absent(NewCustomer(uid, None, None, "ru"), NOW)
+        await tx.accounts.set_expiries({1: NOW + timedelta(days=1), 2: NOW, 3: NOW})
+        await tx.accounts.mark_blocked([3], NOW)
+        ids = {a: await tx.broadcasts.add(9, a, "hi", NOW) for a in Audience}
+        row = {a: await tx.broadcasts.get(bid) for a, bid in ids.items()}
+        pages = {
+            a: await tx.broadcasts.recipients(r, after=0, limit=10)
+            for a, r in row.items()
+            if r is not None
+        }
+        everyone = row[Audience.ALL]
+        assert everyone is not None
+        first = await tx.broadcasts.recipients(everyone, after=0, limit=2)
+        rest = await tx.broadcasts.recipients(everyone, after=2, limit=2)
+    assert pages == {Audience.ALL: [1, 2, 4, 5], Audience.ACTIVE: [1], Audience.EXPIRED: [2]}
+    assert (first, rest) == ([1, 2], [4, 5])
+    bid = ids[Audience.ALL]
+    async with port.store.transaction() as tx:
+        assert await tx.broadcasts.advance(bid, Step(0, 2, 1, 1, 0)) == Totals(1, 1, 0)
+        assert await tx.broadcasts.advance(bid, Step(0, 2, 1, 1, 0)) is None  # moved on
+        assert await tx.broadcasts.advance(bid, Step(2, 5, 2, 0, 0)) == Totals(3, 1, 0)
+        assert await tx.broadcasts.finish(bid, NOW) == Totals(3, 1, 0)
+        assert await tx.broadcasts.finish(bid, NOW) is None  # once
+        assert await tx.broadcasts.advance(bid, Step(5, 6, 1, 0, 0)) is None  # done
+        done = await tx.broadcasts.get(bid)
+        assert await tx.broadcasts.get(bid + 1000) is None
+    assert done is not None and (done.status, done.cursor, done.created_by) == ("done", 5, 9)
+    assert done.audience is Audience.ALL and done.text == "hi"

@@ -130,11 +130,12 @@ async def test_a_year_of_traffic_stays_bounded_and_nothing_repeats(
     monkeypatch.setattr(queue, "utcnow", clock)  # the queue's own timestamps follow the clock
     rng = random.Random(13)
     outbox = Outbox()
-    confirmer = PaymentConfirmer(Store(db), referral_bonus_days=7, clock=clock)
-    reminders = ReminderService(Store(db), days_before=REMINDER_DAYS, clock=clock)
-    broadcasts = BroadcastService(db, clock=clock)
-    handler = BroadcastHandler(db, outbox, rate_per_sec=1e6, clock=clock)
-    pruner = RetentionService(db, days=1, pause=0, clock=clock)
+    store = Store(db)
+    confirmer = PaymentConfirmer(store, referral_bonus_days=7, clock=clock)
+    reminders = ReminderService(store, days_before=REMINDER_DAYS, clock=clock)
+    broadcasts = BroadcastService(store, clock=clock)
+    handler = BroadcastHandler(store, outbox, rate_per_sec=1e6, clock=clock)
+    pruner = RetentionService(store, days=1, pause=0, clock=clock)
     async with db.transaction() as session:
         for uid in range(1, CUSTOMERS + 1):
             session.add(User(tg_id=uid, language="ru", created_at=START))
@@ -223,7 +224,7 @@ async def test_pruning_spares_waiting_failed_recent_and_newest_jobs(db: Database
                     updated_at=at,
                 )
             )
-    report = await RetentionService(db, days=30, batch=2, pause=0).run_once()
+    report = await RetentionService(Store(db), days=30, batch=2, pause=0).run_once()
     assert report.jobs == 2 and report.largest_batch <= 2
     async with db.transaction() as session:
         left = (await session.execute(select(JOBS.c.payload).order_by(JOBS.c.id))).scalars()
@@ -254,7 +255,7 @@ async def test_pruning_100k_done_jobs_on_postgres_in_short_batches(pg_database_u
             )
             await session.execute(text("ANALYZE jobs"))
         started = time.perf_counter()
-        report = await RetentionService(db, days=30, pause=0).run_once()
+        report = await RetentionService(Store(db), days=30, pause=0).run_once()
         took = time.perf_counter() - started
         print(
             f"\npruned {report.jobs} of 100000 done jobs in {report.batches} batches, {took:.1f}s;"
