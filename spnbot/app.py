@@ -152,7 +152,7 @@ class Application:
             stars=StarsCheckout(self.store, self.confirmer),
             subscriptions=SubscriptionService(self.panel),
             rewards=RewardsService(self.store, gift_days=s.gift_days),
-            admin=AdminService(self.db),
+            admin=AdminService(self.db, self.store),
             broadcasts=BroadcastService(self.store),
             trials=TrialService(
                 self.store,

@@ -19,8 +19,7 @@ from spnbot.store import customer_cards as cards
 from spnbot.store import jobs as queue
 from spnbot.store import stats as stats_store
 from spnbot.store.db import Database
-from spnbot.store.dialect import insert_ignoring_conflicts
-from spnbot.store.models import PromoCode
+from spnbot.store.group_commit import Transactional
 from spnbot.store.plans import AssignedPlan
 from spnbot.store.uow import Tx
 
@@ -98,8 +97,15 @@ def moscow_day_end(day: date) -> datetime:
 
 
 class AdminService:
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self._db = db
+    def __init__(
+        self,
+        db: Database,
+        store: Transactional[Tx],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._db = db  # the statistics read through the session-level functions of store.stats
+        self._store = store
         self._clock = clock
         self.reports = ReportService(db, clock=clock)
 
@@ -107,23 +113,15 @@ class AdminService:
         self, code: str, days: int, limit: int, expires_at: datetime | None, created_by: int
     ) -> CodeResult:
         """A new code; an existing one is left exactly as it was (never silently reset)."""
-        async with self._db.transaction() as session:
-            inserted = await session.execute(
-                insert_ignoring_conflicts(session, PromoCode)
-                .values(
-                    code=normalize_code(code),
-                    days=days,
-                    max_uses=limit,
-                    used_count=0,
-                    expires_at=expires_at,
-                    active=True,
-                    created_by=created_by,
-                    created_at=self._clock(),
-                )
-                .on_conflict_do_nothing(index_elements=["code"])
-                .returning(PromoCode.code)
+        async with self._store.transaction() as tx:
+            created = await tx.promos.create(
+                normalize_code(code),
+                days=days,
+                max_uses=limit,
+                expires_at=expires_at,
+                created_by=created_by,
+                now=self._clock(),
             )
-            created = inserted.scalar() is not None
         return CodeResult.CREATED if created else CodeResult.EXISTS
 
     async def give_days(
@@ -133,9 +131,9 @@ class AdminService:
         ``plan``, the customer's panel user also gets that plan's limits."""
         assigned = AssignedPlan(plan.code, plan.limits) if plan is not None else None
         try:
-            async with self._db.transaction() as session:
+            async with self._store.transaction() as tx:
                 grant = await grant_days(
-                    Tx(session),
+                    tx,
                     GrantRequest(
                         tg_id,
                         days,

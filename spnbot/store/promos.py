@@ -26,6 +26,34 @@ class Promos:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def create(
+        self,
+        code: str,
+        *,
+        days: int,
+        max_uses: int,
+        expires_at: datetime | None,
+        created_by: int,
+        now: datetime,
+    ) -> bool:
+        """A new code; False when it exists (an existing code is never silently reset)."""
+        inserted = await self._session.execute(
+            insert_ignoring_conflicts(self._session, PROMO_CODES)
+            .values(
+                code=code,
+                days=days,
+                max_uses=max_uses,
+                used_count=0,
+                expires_at=expires_at,
+                active=True,
+                created_by=created_by,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["code"])
+            .returning(PROMO_CODES.c.code)
+        )
+        return inserted.scalar() is not None
+
     async def get(self, code: str) -> PromoRow | None:
         row = (
             await self._session.execute(
