@@ -7,9 +7,12 @@ under CI=true.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 
 APT_TIMEOUT = 600  # seconds for apt-get update / install
 EXTRA_PATH = "/usr/sbin:/sbin"
@@ -31,8 +34,27 @@ def _apt(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@contextlib.contextmanager
+def apt_lock() -> Iterator[None]:
+    """One installer at a time across the test workers (pytest -n): dpkg has a single lock and
+    a second apt-get would fail on it instead of waiting."""
+    with open("/tmp/spn-tests-apt.lock", "w") as handle:  # noqa: S108 - a lock file, no data
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def missing_tools(tools: dict[str, str]) -> str | None:
     """``tools`` maps a command to the Debian package that provides it."""
+    if all(which(tool) is not None for tool in tools):
+        return None
+    with apt_lock():  # another worker may be installing them right now
+        return _install_missing(tools)
+
+
+def _install_missing(tools: dict[str, str]) -> str | None:
     missing = [tool for tool in tools if which(tool) is None]
     if not missing:
         return None

@@ -21,6 +21,7 @@ from spnbot.store import stats as stats_store
 from spnbot.store.db import Database
 from spnbot.store.group_commit import Transactional
 from spnbot.store.plans import AssignedPlan
+from spnbot.store.trials import Trials
 from spnbot.store.uow import Tx
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class Stats:
     pending_payments: int
     jobs_waiting: int
     jobs_failed: int
+    trials: int = 0  # free trials ever given
+    trials_paid: int = 0  # of their customers, how many paid since
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class AdminService:
         _, since = self.reports.window(days, now)
         async with self._db.transaction() as session:
             jobs = await queue.counts(session)
+            trials = await Trials(session).stats()
             counted = await stats_store.counts(
                 session, now=now, today=today, week_ago=now - timedelta(days=7)
             )
@@ -173,6 +177,8 @@ class AdminService:
                 pending_payments=counted.pending_payments,
                 jobs_waiting=jobs.get(JobStatus.PENDING, 0) + jobs.get(JobStatus.RUNNING, 0),
                 jobs_failed=jobs.get(JobStatus.FAILED, 0),
+                trials=trials.trials,
+                trials_paid=trials.converted,
             )
 
     async def user_profile(self, tg_id: int) -> UserCard | None:

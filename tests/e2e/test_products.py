@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 
 from spnbot.bot import callbacks as cb
 from spnbot.domain.states import GrantKind
-from spnbot.sandbox.stack import Sandbox
+from spnbot.sandbox.stack import ADMIN_ID, Sandbox
 from spnbot.services.devices import device_key
 from spnbot.store.models import Grant, Job, Payment, User
 from tests.e2e.conftest import Stack
@@ -154,6 +154,15 @@ async def test_trial_once_with_its_limits_then_a_paid_plan_stacks_and_applies_it
     assert panel["trafficLimitBytes"] == 0
     assert [s["uuid"] for s in panel["activeInternalSquads"]] == [st.pro_squad]
     assert row.plan_code == "pro"
+
+    # /stats counts the trial and its conversion.
+    admin = await st.customer(ADMIN_ID)
+    mark = st.tg.mark(ADMIN_ID)
+    await admin.send("/stats")
+    sent = await st.tg.wait_for_message(
+        ADMIN_ID, predicate=lambda m: m.photo is not None, after=mark, timeout=30
+    )
+    assert "Пробных периодов: 1, из них оплатили: 1 (100%)" in (sent.caption or sent.text)
 
 
 async def test_twenty_concurrent_trial_presses_grant_one_trial(shop: Products) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.debian_tools import apt_lock
+
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "spnbot.service"
 SITE = ROOT / "deploy" / "nginx" / "spn.conf"
@@ -126,8 +128,11 @@ class Tools:
 
 @pytest.fixture(scope="session")
 def tools() -> Tools:
-    missing = [tool for tool in PACKAGES if _which(tool) is None]
-    problem = _install(missing) if missing else None
+    problem = None
+    if any(_which(tool) is None for tool in PACKAGES):
+        with apt_lock():  # one apt-get at a time across test workers
+            missing = [tool for tool in PACKAGES if _which(tool) is None]
+            problem = _install(missing) if missing else None
     found = {tool: _which(tool) for tool in PACKAGES}
     still = [tool for tool, path in found.items() if path is None]
     if still and problem is None:

@@ -163,7 +163,7 @@ def chart_labels(ctx: BotContext, lang: str, days: Sequence[date]) -> ChartLabel
 
 
 def render_stats(ctx: BotContext, lang: str, s: Stats) -> str:
-    return ctx.texts(
+    text = ctx.texts(
         lang,
         "admin_stats",
         users_total=s.users_total,
@@ -178,6 +178,12 @@ def render_stats(ctx: BotContext, lang: str, s: Stats) -> str:
         jobs_waiting=s.jobs_waiting,
         jobs_failed=s.jobs_failed,
     )
+    if s.trials:  # once trials exist: how many, and how many of those customers paid
+        rate = round(100 * s.trials_paid / s.trials)
+        text += "\n" + ctx.texts(
+            lang, "admin_stats_trials", trials=s.trials, paid=s.trials_paid, rate=rate
+        )
+    return text
 
 
 def _paid_lines(ctx: BotContext, lang: str, totals: tuple[ProviderTotal, ...]) -> str:
