@@ -119,7 +119,9 @@ class BurstFloor:
         self._panel_users = c["panel_url"] + "/api/users"
         self._panel_headers = {
             "Authorization": f"Bearer {c['panel_token']}",
-            "X-Forwarded-Proto": "https",  # the panel behind its proxy, as the app sends it
+            # The panel behind its proxy, as the app sends it: both or the socket is dropped.
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": "127.0.0.1",
         }
         self._send_message = f"{c['telegram_url']}/bot{c['bot_token']}/sendMessage"
         app = web.Application()

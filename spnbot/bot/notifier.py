@@ -11,7 +11,6 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import (
-    TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
@@ -83,20 +82,13 @@ class BotNotifier:
     async def send(self, user_id: int, language: str, notice: Notice) -> None:
         text, markup = self.render(language, notice)
         async with _delivery_errors():
-            await self._bot.send_message(
-                user_id, text, reply_markup=markup, disable_web_page_preview=True
-            )
-        if notice.qr:
-            await self._send_qr(user_id, language, notice.qr)
-
-    async def _send_qr(self, user_id: int, language: str, link: str) -> None:
-        """A convenience after the text (which has the link itself): a failure here is logged
-        and never repeats the message by retrying the whole notice."""
-        photo = BufferedInputFile(qr_png(link), filename="subscription-qr.png")
-        try:
-            await self._bot.send_photo(user_id, photo, caption=self._texts(language, "qr_caption"))
-        except TelegramAPIError as exc:
-            log.warning("QR photo not delivered (%s)", exc, extra={"user_id": user_id})
+            if notice.qr:  # the link's QR code as a photo, the text as its caption
+                photo = BufferedInputFile(qr_png(notice.qr), filename="subscription-qr.png")
+                await self._bot.send_photo(user_id, photo, caption=text, reply_markup=markup)
+            else:
+                await self._bot.send_message(
+                    user_id, text, reply_markup=markup, disable_web_page_preview=True
+                )
 
     async def send_text(self, user_id: int, text: str) -> None:
         """An admin's broadcast as typed: no parse mode, so "<" and "&" are plain characters."""

@@ -27,7 +27,9 @@ class Notice:
     template: str
     params: dict[str, Any] = field(default_factory=dict)
     buttons: list[list[NoticeButton]] = field(default_factory=list)
-    qr: str | None = None  # a link to send as a QR-code photo after the text
+    # A link to send as a QR-code photo, the template rendered as its caption (instead of a
+    # text message).
+    qr: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from spnbot.domain.expiry import utcnow
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_CONVERGE_ROUNDS = 5
 # Activation messages that carry the subscription link's QR code as a photo.
 QR_NOTICES = frozenset({"payment_success", "trial_started"})
+QR_DELAY = timedelta(seconds=1.5)
 
 
 def panel_username(telegram_id: int) -> str:
@@ -64,6 +65,7 @@ class _Done:
     panel_user: PanelUser | None
     blocked: bool  # the customer blocked the bot while we wrote to them
     retry_notice: NewJob | None  # a message Telegram could not take now
+    qr_notice: NewJob | None = None  # the link's QR code, a moment after the message
 
 
 class PanelSyncHandler:
@@ -119,7 +121,19 @@ class PanelSyncHandler:
                     notify_payload(user_id, notice),
                     dedup_key=f"notify:grant:{job.payload['grant_id']}",
                 )
-        await self._done.submit(_Done(job.id, user_id, panel_user, blocked, retry))
+        qr = None
+        link = panel_user.subscription_url if panel_user else None
+        if template in QR_NOTICES and link and not blocked and state is not None:
+            # The link's QR code (for setting up a second device) follows as a job of its own:
+            # Telegram takes about one message a second per chat, and the activation is not
+            # held up by drawing and uploading a picture.
+            qr = NewJob(
+                NOTIFY,
+                notify_payload(user_id, Notice("qr_caption", {}, qr=link)),
+                dedup_key=f"notify:qr:{job.payload['grant_id']}",
+                delay=QR_DELAY,
+            )
+        await self._done.submit(_Done(job.id, user_id, panel_user, blocked, retry, qr))
         granted_at = job.payload.get("granted_at")
         if self._observe is not None and granted_at:
             since = self._clock() - datetime.fromisoformat(granted_at)
@@ -216,13 +230,8 @@ class PanelSyncHandler:
             expires_at=state.expires_at.isoformat() if state.expires_at else None,
             subscription_url=panel_user.subscription_url if panel_user else None,
         )
-        # The link's QR code goes with the activation, for setting up a second device.
-        qr = params["subscription_url"] if template in QR_NOTICES else None
         return Notice(
-            template,
-            params,
-            [[NoticeButton("btn_my_subscription", screen=Screen.SUBSCRIPTION)]],
-            qr=qr,
+            template, params, [[NoticeButton("btn_my_subscription", screen=Screen.SUBSCRIPTION)]]
         )
 
     async def _tell_delayed(self, job: ClaimedJob) -> None:
@@ -253,8 +262,8 @@ class PanelSyncHandler:
         untouched = [d.user_id for d in done if d.panel_user is None]
         await tx.accounts.record_sync(links, untouched, now)
         await tx.accounts.mark_blocked([d.user_id for d in done if d.blocked], now)
-        retries = {d.retry_notice.dedup_key: d.retry_notice for d in done if d.retry_notice}
-        await tx.jobs.add_many(list(retries.values()))
+        notices = [n for d in done for n in (d.retry_notice, d.qr_notice) if n is not None]
+        await tx.jobs.add_many(list({n.dedup_key: n for n in notices}.values()))
         await tx.jobs.finish_many([d.job_id for d in done])
         return [None] * len(done)
 

@@ -21,6 +21,7 @@ GUARDS = {
     "notify:failed:": "payment pending→failed compare-and-set",
     "sync:grant:": "written with its grant, unique per (kind, source); grants are never pruned",
     "notify:grant:": "written as its panel-sync job is finished; a done job never runs again",
+    "notify:qr:": "written as its panel-sync job is finished; a done job never runs again",
     "notify:delayed:": "the panel sync's first attempt only; attempts only grow",
     "broadcast:": "written with its new broadcast row; job/broadcast ids are never reused",
     "broadcast:{stage}": "broadcast cursor/status compare-and-set",

@@ -174,7 +174,8 @@ async def test_the_customer_is_linked_to_the_panel_user(store: FakeStore) -> Non
     await handler(store, panel, notifier)(await grant(store, 30, "p1"))
     user = store.state.users[1]
     assert (user.panel_ref, user.subscription_url) == ("1", "https://sub/1")
-    assert store.state.jobs[max(store.state.jobs)].status == "done"
+    [sync_job] = store.jobs_of(PANEL_SYNC)
+    assert sync_job.status == "done"
 
 
 TRIAL = AssignedPlan("trial", PlanLimits(device_limit=1, traffic_gb=5))
