@@ -19,6 +19,7 @@ from spnbot.bot import callbacks as cb
 from spnbot.domain.states import GrantKind
 from spnbot.sandbox.stack import ADMIN_ID, Sandbox
 from spnbot.services.devices import device_key
+from spnbot.services.qr import MASK as QR_MASK
 from spnbot.store.models import Grant, Job, Payment, User
 from tests.e2e.conftest import Stack
 
@@ -347,8 +348,10 @@ def qr_modules(png_bytes: bytes) -> list[list[bool]]:
 
 
 def encodes(png_bytes: bytes, link: str) -> bool:
-    expected = [[bool(v) for v in row] for row in segno.make_qr(link, error="m").matrix]
-    return qr_modules(png_bytes) == expected
+    """The photo's modules are the QR code of ``link`` (any mask is a valid code; the app uses
+    a fixed one, so the expected grid is segno's with that mask)."""
+    code = segno.make_qr(link, error="m", mask=QR_MASK)
+    return qr_modules(png_bytes) == [[bool(v) for v in row] for row in code.matrix]
 
 
 async def test_the_qr_photo_decodes_to_the_link_after_payment_and_on_my_subscription(
