@@ -127,8 +127,8 @@ class PaymentConfirmer:
 
         moved = await _compare_and_set_paid(tx, claims, signals, now)
         confirmed = [(i, p) for pid, i in claims.items() if pid in moved and (p := payments[i])]
-        for i, payment in confirmed:
-            if signals[i].report.external_id:
+        for i, payment in confirmed:  # known by our order id only until now
+            if payment.external_id is None and signals[i].report.external_id:
                 await tx.payments.learn_external_id(payment.id, signals[i].report.external_id)
 
         grants = await grant_many(

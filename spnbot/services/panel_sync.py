@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 MAX_CONVERGE_ROUNDS = 5
 # Activation messages that carry the subscription link's QR code as a photo.
 QR_NOTICES = frozenset({"payment_success", "trial_started"})
-QR_DELAY = timedelta(seconds=1.5)
+# The QR photo is a convenience: it waits until a burst of activations has been served (and
+# keeps Telegram's ~1 message/s per chat).
+QR_DELAY = timedelta(seconds=5)
 
 
 def panel_username(telegram_id: int) -> str:
@@ -124,9 +126,9 @@ class PanelSyncHandler:
         qr = None
         link = panel_user.subscription_url if panel_user else None
         if template in QR_NOTICES and link and not blocked and state is not None:
-            # The link's QR code (for setting up a second device) follows as a job of its own:
-            # Telegram takes about one message a second per chat, and the activation is not
-            # held up by drawing and uploading a picture.
+            # The link's QR code (for setting up a second device) follows as a job of its own,
+            # a few seconds later: the activation is never held up by drawing and uploading a
+            # picture.
             qr = NewJob(
                 NOTIFY,
                 notify_payload(user_id, Notice("qr_caption", {}, qr=link)),
