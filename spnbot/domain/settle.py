@@ -88,21 +88,29 @@ def settle(payment: PaymentFacts | None, report: StatusReport) -> Decision:
     return DUPLICATE
 
 
-def identify(candidates: Iterable[PaymentFacts], report: StatusReport) -> PaymentFacts | None:
-    """Which of one provider's payments a report is about.
+class PaymentIndex:
+    """One provider's candidate payments, indexed once by both ids; ``pick`` says which one a
+    report is about (built once per batch: picking is then a dict lookup per report)."""
 
-    By the provider's id first; by our order id only while the provider's id is not stored
-    yet (a row already known by another provider id is not this report's). If the two ids
-    point at different payments, trust neither.
-    """
-    rows = list(candidates)
-    by_external = {row.external_id: row for row in rows if row.external_id}
-    by_public = {row.public_id: row for row in rows}
-    row = by_external.get(report.external_id) if report.external_id else None
-    if row is None and report.order_id:
-        row = by_public.get(report.order_id)
-        if row is not None and row.external_id is not None:
+    def __init__(self, candidates: Iterable[PaymentFacts]) -> None:
+        rows = list(candidates)
+        self._by_external = {row.external_id: row for row in rows if row.external_id}
+        self._by_public = {row.public_id: row for row in rows}
+
+    def pick(self, report: StatusReport) -> PaymentFacts | None:
+        """By the provider's id first; by our order id only while the provider's id is not
+        stored yet (a row already known by another provider id is not this report's). If the
+        two ids point at different payments, trust neither."""
+        row = self._by_external.get(report.external_id) if report.external_id else None
+        if row is None and report.order_id:
+            row = self._by_public.get(report.order_id)
+            if row is not None and row.external_id is not None:
+                return None
+        if row is not None and report.order_id and row.public_id != report.order_id:
             return None
-    if row is not None and report.order_id and row.public_id != report.order_id:
-        return None
-    return row
+        return row
+
+
+def identify(candidates: Iterable[PaymentFacts], report: StatusReport) -> PaymentFacts | None:
+    """Which of one provider's payments a report is about (see ``PaymentIndex.pick``)."""
+    return PaymentIndex(candidates).pick(report)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.reports import ProviderStatus, StatusReport
-from spnbot.domain.settle import Decision, Verdict, identify, settle
+from spnbot.domain.settle import Decision, PaymentIndex, Verdict, settle
 from spnbot.domain.states import GrantKind, PaymentStatus
 from spnbot.services.grants import GrantRequest, grant_days, grant_many
 from spnbot.services.notices import Notice, NoticeButton, Screen
@@ -246,11 +246,12 @@ _UNPAID = {
 
 
 async def _load(tx: Tx, wanted: Sequence[tuple[str, StatusReport]]) -> list[PaymentRow | None]:
-    """Each report's payment, with one query per provider (``domain.settle.identify`` picks)."""
+    """Each report's payment, with one query per provider (``domain.settle`` picks)."""
     by_provider: dict[str, list[StatusReport]] = {}
     for provider, report in wanted:
         by_provider.setdefault(provider, []).append(report)
     rows: dict[str, dict[int, PaymentRow]] = {}
+    index: dict[str, PaymentIndex] = {}
     for provider, reports in by_provider.items():
         found = await tx.payments.candidates(
             provider,
@@ -258,13 +259,16 @@ async def _load(tx: Tx, wanted: Sequence[tuple[str, StatusReport]]) -> list[Paym
             [r.order_id for r in reports if r.order_id],
         )
         rows[provider] = {row.id: row for row in found}
+        index[provider] = PaymentIndex(row.facts for row in found)
     picked: list[PaymentRow | None] = []
     for provider, report in wanted:
-        facts = identify((row.facts for row in rows[provider].values()), report)
-        if facts is None and (report.external_id or report.order_id):
-            ambiguous = any(r.public_id == report.order_id for r in rows[provider].values())
-            if ambiguous:
-                log.warning("report ids disagree", extra={"payment_id": report.order_id})
+        facts = index[provider].pick(report)
+        if (
+            facts is None
+            and report.order_id
+            and any(r.public_id == report.order_id for r in rows[provider].values())
+        ):
+            log.warning("report ids disagree", extra={"payment_id": report.order_id})
         picked.append(rows[provider][facts.id] if facts else None)
     return picked
 
