@@ -8,8 +8,6 @@ from spnbot.config import Settings
 from spnbot.panel.remnawave import RemnawaveClient
 from spnbot.payments import cryptobot, oneplat, yookassa
 from spnbot.payments.base import PaymentProvider
-from spnbot.payments.cryptobot import CryptoBotProvider
-from spnbot.payments.oneplat import OnePlatProvider
 from spnbot.payments.registry import ProviderRegistry
 from spnbot.payments.stars import StarsInvoiceSender, StarsProvider
 
@@ -31,26 +29,14 @@ def make_panel(
     )
 
 
-def make_oneplat(
-    settings: Settings, http: aiohttp.ClientSession, *, timeout: float = 15.0
-) -> OnePlatProvider | None:
-    return oneplat.build_provider(settings, http, timeout=timeout)
-
-
-def make_cryptobot(
-    settings: Settings, http: aiohttp.ClientSession, *, timeout: float = 15.0
-) -> CryptoBotProvider | None:
-    return cryptobot.build_provider(settings, http, timeout=timeout)
-
-
 def build_registry(
     settings: Settings, http: aiohttp.ClientSession, *, stars_sender: StarsInvoiceSender
 ) -> ProviderRegistry:
     """Every configured provider, in the order the customer sees them. A new provider is one
     line here (its module builds it from its own settings, or None when they are unset)."""
     built: list[PaymentProvider | None] = [
-        make_oneplat(settings, http),
-        make_cryptobot(settings, http),
+        oneplat.build_provider(settings, http),
+        cryptobot.build_provider(settings, http),
         yookassa.build_provider(settings, http),
         StarsProvider(stars_sender) if settings.stars_enabled else None,
     ]

@@ -24,10 +24,12 @@ from sqlalchemy.engine import URL
 
 from spnbot.bot.factory import make_bot
 from spnbot.config import Settings
-from spnbot.integrations import build_registry, make_cryptobot, make_oneplat, make_panel
+from spnbot.integrations import build_registry, make_panel
 from spnbot.ops.common import missing_sqlite_file, short_error
 from spnbot.panel.base import PanelAuthError, PanelError, PanelUnavailable, PanelVersionUnknown
 from spnbot.payments.base import ProviderError
+from spnbot.payments.cryptobot import build_provider as build_cryptobot
+from spnbot.payments.oneplat import build_provider as build_oneplat
 from spnbot.store import migrate
 from spnbot.store.db import Database, uses_transaction_pooler
 from spnbot.web.panel_webhook import PATH as PANEL_WEBHOOK_PATH
@@ -266,7 +268,7 @@ class _Doctor:
 
     async def oneplat(self) -> str:
         s = self.settings
-        provider = make_oneplat(s, self.http, timeout=self.timeout)
+        provider = build_oneplat(s, self.http, timeout=self.timeout)
         if provider is None:
             raise NotConfigured
         try:
@@ -288,7 +290,7 @@ class _Doctor:
 
     async def cryptobot(self) -> str:
         s = self.settings
-        provider = make_cryptobot(s, self.http, timeout=self.timeout)
+        provider = build_cryptobot(s, self.http, timeout=self.timeout)
         if provider is None:
             raise NotConfigured
         try:

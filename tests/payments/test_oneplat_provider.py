@@ -11,10 +11,10 @@ from pydantic import SecretStr
 
 from spnbot.config import Settings
 from spnbot.domain.money import Money
-from spnbot.integrations import make_oneplat
 from spnbot.payments import oneplat as oneplat_module
 from spnbot.payments.base import InvoiceRequest, ProviderError, ProviderStatus
 from spnbot.payments.oneplat import OnePlatProvider
+from spnbot.payments.oneplat import build_provider as make_oneplat
 from spnbot.sandbox.oneplat import OnePlatEmulator
 from tests.payments.conftest import SECRET, SHOP_ID
 
