@@ -229,7 +229,7 @@ async def spn_burst(
         result.extra["pg_tables"] = state.get("pg_tables") or None
         result.extra["panel_requests"] = len(sb.panel.requests)
         result.extra["bot_api_calls"] = dict(sb.telegram.call_counts)
-        await target.stop()
+        result.extra.update(await target.stop())
     return result
 
 

@@ -187,7 +187,7 @@ async def spn_chat(
             result.extra["cpu"] = cpu.stop()
             if profiler:
                 await profiler.stop()
-        await target.stop()
+        result.extra.update(await target.stop())
     return result
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from typing import Any
 
 from spnbot.config import ConfigError, Settings, load_settings
 from spnbot.errors import first_line
+from spnbot.heap import freeze_startup_heap
 from spnbot.logs import Redactor, setup_logging
 from spnbot.ops.export import utc_day
 
@@ -240,10 +240,7 @@ async def _run(settings: Settings, *, apply_migrations: bool) -> int:
         raise StartupFailed(
             f"start-up failed: {redact(first_line(exc, limit=300, with_type=True))}"
         ) from None
-    # aiogram, pydantic and SQLAlchemy leave ~250k long-lived objects behind; frozen, they are
-    # no longer walked by every full collection (~200 ms of stop-the-world each).
-    gc.collect()
-    gc.freeze()
+    freeze_startup_heap()
     try:
         await stop.wait()
     finally:
