@@ -88,6 +88,22 @@ def settle(payment: PaymentFacts | None, report: StatusReport) -> Decision:
     return DUPLICATE
 
 
+def settle_unverified(payment: PaymentFacts | None, claim: StatusReport) -> Decision | None:
+    """What a delivery that proves nothing alone comes to without asking the provider, or
+    None: ask, and settle the provider's answer instead.
+
+    Asking is pointless when no report could change our payment: there is none (the claim
+    names no payment of ours, and a true report names the same ids), or it is ``paid`` or held
+    as ``mismatch`` (the rule grants, closes and flags none of those). The decision is then the
+    rule's own for the claim, so the sender hears what asking would have told it.
+    """
+    if payment is None:
+        return UNKNOWN
+    if payment.status in PAYABLE:
+        return None
+    return settle(payment, claim)
+
+
 class PaymentIndex:
     """One provider's candidate payments, indexed once by both ids; ``pick`` says which one a
     report is about (built once per batch: picking is then a dict lookup per report)."""

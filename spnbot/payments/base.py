@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -11,6 +11,7 @@ from spnbot.domain.money import Money
 from spnbot.domain.reports import ProviderStatus, StatusReport
 
 __all__ = [
+    "AskBack",
     "Invoice",
     "InvoiceRequest",
     "PaymentProvider",
@@ -77,7 +78,18 @@ class WebhookAck:
     reason: str
 
 
-WebhookResult = StatusReport | WebhookAck
+@dataclass(frozen=True)
+class AskBack:
+    """A delivery that proves nothing alone. ``claim`` is what it says, good only for finding
+    our payment; ``fetch`` asks the provider what is true, and only that answer settles. The
+    web layer asks only while our payment could still change (``settle_unverified``), so a
+    replayed or invented delivery costs the provider no call."""
+
+    claim: StatusReport
+    fetch: Callable[[], Awaitable[StatusReport]]
+
+
+WebhookResult = StatusReport | WebhookAck | AskBack
 
 
 class PaymentProvider(Protocol):
@@ -111,13 +123,8 @@ class PaymentProvider(Protocol):
         ...
 
     async def read_webhook(self, request: WebhookRequest) -> WebhookResult:
-        """Verify and read one delivery, asking the provider back when the delivery alone
-        proves nothing. Raises WebhookRejected (its http_status is the answer) on bad input,
-        ProviderError when the provider could not be asked (answered 503: it will retry)."""
-        ...
-
-
-class WebhookVerifier(Protocol):
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> StatusReport:
-        """Verify and read one webhook. Raises WebhookRejected (400/403) on bad input."""
+        """Verify and read one delivery; ``AskBack`` when the delivery alone proves nothing
+        and only the provider's own answer may settle. Raises WebhookRejected (its
+        http_status is the answer) on bad input, ProviderError when the provider could not be
+        asked (answered 503: it will retry)."""
         ...

@@ -44,7 +44,7 @@ WEBHOOK_PATH: Final = "/cryptobot-webhook"  # the seed's path
 
 
 class CryptoBotProvider:
-    """PaymentProvider and WebhookVerifier for Crypto Pay. Holds no state besides settings."""
+    """PaymentProvider for Crypto Pay. Holds no state besides its settings."""
 
     name = "cryptobot"
     currency = "RUB"

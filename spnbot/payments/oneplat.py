@@ -13,7 +13,8 @@ behind their back.
 Callbacks: ``read_webhook`` checks the sender (``ONEPLAT_CALLBACK_IPS``), reads the body with
 bounded JSON, verifies a signature before it interprets any field, and only then reads the
 types. ``signature_v2`` covers neither ``status`` nor ``guid``, so a final status that only
-it vouches for is asked back from order info, and 1Plat's answer is what is reported.
+it vouches for is asked back from order info (``AskBack``: only while our payment could still
+change), and 1Plat's answer is what is reported.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
@@ -34,6 +36,7 @@ from spnbot.domain.money import Money, MoneyError
 from spnbot.domain.networks import Network, parse_networks, within
 from spnbot.payments import oneplat_signature, safe_json
 from spnbot.payments.base import (
+    AskBack,
     Invoice,
     InvoiceRequest,
     ProviderError,
@@ -234,8 +237,9 @@ class OnePlatProvider:
 
         403: a sender not on ``ONEPLAT_CALLBACK_IPS`` (when set); no signature, or none
         verifies; a ``signature_v2``-only final status that order info does not back (an
-        unknown guid, or another order's). 400: see ``parse_callback``. ProviderError when
-        order info cannot be asked (the route answers 503 and 1Plat retries).
+        unknown guid, or another order's), once it is asked back (``AskBack``). 400: see
+        ``parse_callback``. ProviderError when order info cannot be asked (the route answers
+        503 and 1Plat retries).
         """
         if self._callback_ips and not within(request.remote, self._callback_ips):
             raise WebhookRejected(403, f"sender {request.remote} is not on ONEPLAT_CALLBACK_IPS")
@@ -243,7 +247,7 @@ class OnePlatProvider:
         claim = callback.claim
         if callback.vouched or claim.status is ProviderStatus.PENDING:
             return claim  # a pending claim changes nothing, whoever edited it
-        return await self._backed_by_order_info(claim)
+        return AskBack(claim, partial(self._backed_by_order_info, claim))
 
     async def _backed_by_order_info(self, claim: StatusReport) -> StatusReport:
         """1Plat's own report of the order a ``signature_v2``-only callback names."""

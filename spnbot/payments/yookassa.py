@@ -5,7 +5,8 @@ not used: it is synchronous (``requests``), configures itself through class attr
 by the whole process, sends no request timeout and turns amounts into floats on the way in.
 
 Notifications are unsigned, so one is never believed as it comes: ``read_webhook`` takes the
-payment id from it, asks ``GET /payments/{id}`` and reports what the API answered.
+payment id from it and hands back an ``AskBack``: ``GET /payments/{id}`` is asked (while our
+payment could still change) and what the API answered is reported.
 
 Errors: every failure is a ProviderError. ``retryable`` is True for network errors, timeouts,
 HTTP 5xx and 429 (YooKassa's answer to a 500 is "result unknown: repeat with the same
@@ -25,6 +26,7 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -35,6 +37,7 @@ from spnbot.domain.money import Money, MoneyError
 from spnbot.domain.networks import Network, parse_networks, within
 from spnbot.payments import safe_json
 from spnbot.payments.base import (
+    AskBack,
     Invoice,
     InvoiceRequest,
     ProviderError,
@@ -171,9 +174,10 @@ class YooKassaProvider:
 
     async def read_webhook(self, request: WebhookRequest) -> WebhookResult:
         """403: a sender outside YOOKASSA_TRUSTED_IPS (when set). 400: not a notification, or
-        a payment event without a well-formed ``object.id``. 404: YooKassa does not know the
-        payment. Events that settle nothing (``payment.waiting_for_capture``, ``refund.*``,
-        new ones) are acknowledged. Otherwise: the report of the payment fetched back."""
+        a payment event without a well-formed ``object.id``. Events that settle nothing
+        (``payment.waiting_for_capture``, ``refund.*``, new ones) are acknowledged. Otherwise
+        ``AskBack``: the notification's object as the claim, and the payment fetched back as
+        the truth (404 when YooKassa does not know it)."""
         if self._trusted and not within(request.remote, self._trusted):
             raise WebhookRejected(403, "sender is not in YOOKASSA_TRUSTED_IPS")
         try:
@@ -191,6 +195,9 @@ class YooKassaProvider:
         payment_id = payment.get("id")
         if not isinstance(payment_id, str) or not PAYMENT_ID.fullmatch(payment_id):
             raise WebhookRejected(400, "object.id is not a YooKassa payment id")
+        return AskBack(report_of(payment), partial(self._fetched_back, payment_id))
+
+    async def _fetched_back(self, payment_id: str) -> StatusReport:
         report = await self.fetch_status(payment_id)
         if report is None:
             raise WebhookRejected(404, "payment unknown to YooKassa")

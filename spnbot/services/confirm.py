@@ -19,7 +19,7 @@ from datetime import datetime
 
 from spnbot.domain.expiry import utcnow
 from spnbot.domain.reports import ProviderStatus, StatusReport
-from spnbot.domain.settle import Decision, PaymentIndex, Verdict, settle
+from spnbot.domain.settle import Decision, PaymentIndex, Verdict, settle, settle_unverified
 from spnbot.domain.states import GrantKind, PaymentStatus
 from spnbot.services.grants import GrantRequest, grant_days, grant_many
 from spnbot.services.notices import Notice, NoticeButton, Screen
@@ -102,6 +102,15 @@ class PaymentConfirmer:
             if tasks and wait:
                 await asyncio.wait(tasks, timeout=self._fulfil_wait)
         return outcome
+
+    async def answer_unasked(self, provider: str, claim: StatusReport) -> Outcome | None:
+        """What an unverified claim comes to without asking the provider, or None when only
+        the provider's own answer can settle it (``domain.settle.settle_unverified``). Reads
+        only: a replayed or invented delivery changes nothing and costs no provider call."""
+        async with self._store.transaction() as tx:
+            payment = (await _load(tx, [(provider, claim)]))[0]
+        decision = settle_unverified(payment.facts if payment else None, claim)
+        return None if decision is None else _UNASKED[decision.verdict]
 
     async def aclose(self) -> None:
         await self._paid.aclose()
@@ -242,6 +251,15 @@ _UNPAID = {
     Verdict.UNKNOWN: Outcome.UNKNOWN,
     Verdict.NO_CHANGE: Outcome.NO_CHANGE,
     Verdict.DUPLICATE: Outcome.DUPLICATE,
+}
+
+
+# Only payments no report can change are answered unasked: nothing here grants or closes.
+_UNASKED = {
+    Verdict.UNKNOWN: Outcome.UNKNOWN,
+    Verdict.NO_CHANGE: Outcome.NO_CHANGE,
+    Verdict.DUPLICATE: Outcome.DUPLICATE,
+    Verdict.MISMATCH: Outcome.MISMATCH,
 }
 
 

@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from spnbot.domain.reports import StatusReport
 from spnbot.payments.base import (
+    AskBack,
     PaymentProvider,
     ProviderError,
     WebhookAck,
@@ -71,6 +73,11 @@ def payment_webhook(
         delivery = WebhookRequest(request.headers, body, remote_of(request))
         try:
             result = await provider.read_webhook(delivery)
+            if isinstance(result, AskBack):
+                unasked = await confirmer.answer_unasked(name, result.claim)
+                if unasked is not None:
+                    return _settled(unasked, result.claim)
+                result = await result.fetch()
         except WebhookRejected as exc:
             log.warning("%s webhook rejected (%s): %s", name, exc.http_status, exc.reason)
             return _answer(exc.http_status, exc.reason)
@@ -79,13 +86,17 @@ def payment_webhook(
             return _answer(503, "cannot verify now; retry later")
         if isinstance(result, WebhookAck):
             return _answer(200, result.reason)
-        outcome = await confirmer.apply(name, result, via="webhook")
+        return _settled(await confirmer.apply(name, result, via="webhook"), result)
+
+    def _settled(outcome: Outcome, report: StatusReport) -> web.Response:
         status, text = ANSWERS[outcome]
+        # An unasked claim's order id is the sender's word: bounded before it reaches a log.
+        order_id = report.order_id[:64] if report.order_id else None
         log.info(
             "%s webhook: %s",
             name,
             outcome,
-            extra={"payment_id": result.order_id, "provider": name, "http_status": status},
+            extra={"payment_id": order_id, "provider": name, "http_status": status},
         )
         return _answer(status, text)
 

@@ -1,5 +1,6 @@
 """Edited 1Plat callbacks against the running app over HTTP (issue 10, item 2): a final
-status only signature_v2 vouches for is asked back from 1Plat before anything is granted."""
+status only signature_v2 vouches for is asked back from 1Plat before anything is granted, and
+only while our payment could still change (a replay or an invented guid costs 1Plat no call)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from spnbot.store.models import Grant, Payment
 from tests.e2e.conftest import Stack
 
 PATH = "/1plat-webhook"
+INFO = "/api/merchant/order/info/"
 
 
 async def post(stack: Stack, body: dict[str, Any], **headers: str) -> int:
@@ -24,6 +26,10 @@ async def post(stack: Stack, body: dict[str, Any], **headers: str) -> int:
     ):
         await resp.read()
         return resp.status
+
+
+def info_calls(stack: Stack) -> int:
+    return sum(1 for _, path in stack.sandbox.oneplat.requests if path.startswith(INFO))
 
 
 def without_hmac(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -75,9 +81,12 @@ async def test_guid_swapped_callbacks_grant_nothing_and_the_real_one_activates(
 
     genuine = emulator.build_callback(ours.external_id, 0)
     swapped = without_hmac(genuine, status=1, guid=theirs.external_id)
-    assert await post(stack, swapped) == 403
-    assert await post(stack, without_hmac(genuine, status=1, guid="no-such-guid")) == 403
+    asked = info_calls(stack)
+    # Neither names a payment of ours by both ids: unknown, and 1Plat is not even asked.
+    assert await post(stack, swapped) == 404
+    assert await post(stack, without_hmac(genuine, status=1, guid="no-such-guid")) == 404
     assert await state(stack) == before
+    assert info_calls(stack) == asked
 
     # The real paid callbacks still activate at once: HMAC-signed, and signature_v2 alone.
     assert (await emulator.pay(ours.external_id)).status == 200
@@ -89,6 +98,23 @@ async def test_guid_swapped_callbacks_grant_nothing_and_the_real_one_activates(
         await stack.tg.wait_for_message(user_id, contains="Оплата прошла успешно")
         assert stack.success_messages(user_id) == 1
     assert await stack.count(Grant) == 2
+
+
+async def test_replays_of_a_settled_payment_ask_1plat_nothing(stack: Stack) -> None:
+    emulator = stack.sandbox.oneplat
+    payment = await stack.pending_payment(8106, "oneplat", "card")
+    await emulator.pay(payment.external_id, deliver=False)
+    v2_only = emulator.build_callback(payment.external_id, 1, signatures=("signature_v2",))
+    assert (await emulator.send_callback(v2_only)).status == 200
+    await stack.jobs_settled()
+    before, asked = await state(stack), info_calls(stack)
+    for body in (v2_only, without_hmac(v2_only, status=-2)):
+        for _ in range(10):
+            assert await post(stack, body) == 200  # already processed
+    assert await post(stack, without_hmac(v2_only, amount=1)) == 403  # v2 covers the amount
+    assert info_calls(stack) == asked
+    assert await state(stack) == before
+    assert stack.success_messages(8106) == 1
 
 
 async def test_order_info_down_answers_503_and_the_retry_settles(stack: Stack) -> None:

@@ -94,6 +94,13 @@ async def test_notification_storm_grants_once(stack: Stack) -> None:
     for p in payments:
         await _granted_once(stack, p)
     assert stack.sandbox.panel.creates == len(payments)
+    # Once paid, a repeated notification is answered from our own books: YooKassa is not
+    # asked again (an unsigned notification must not make us call the API at its sender's rate).
+    asked = len(emulator.requests)
+    replays = await asyncio.gather(*(emulator.notify(p.external_id) for p in payments * 5))
+    assert {r.status for r in replays} == {200}
+    assert "already processed" in replays[0].text
+    assert len(emulator.requests) == asked
 
 
 async def test_forged_and_unknown_notifications_grant_nothing(stack: Stack) -> None:
@@ -107,10 +114,14 @@ async def test_forged_and_unknown_notifications_grant_nothing(stack: Stack) -> N
     notification["object"].update(status="succeeded", paid=True)
     status, _ = await _post(stack, json.dumps(notification).encode())
     assert status == 200
-    # A payment YooKassa never heard of.
+    # A payment none of ours is known by: unknown, and YooKassa is not even asked.
+    asked = len(emulator.requests)
     notification["object"]["id"] = UNKNOWN_ID
     status, _ = await _post(stack, json.dumps(notification).encode())
     assert status == 404
+    notification["object"]["metadata"] = {"order_id": "spn-nobody"}
+    assert (await _post(stack, json.dumps(notification).encode()))[0] == 404
+    assert len(emulator.requests) == asked
     # Not a notification at all, and events that settle nothing.
     assert (await _post(stack, b'{"type": "notification"}'))[0] == 400
     assert (await _post(stack, b"{not json"))[0] == 400

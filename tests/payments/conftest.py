@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
+from typing import Protocol
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from spnbot.payments.base import StatusReport, WebhookRejected, WebhookVerifier
+from spnbot.payments.base import WebhookRejected, WebhookResult
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.payments.oneplat import OnePlatProvider
 from spnbot.payments.yookassa import YooKassaProvider
@@ -23,12 +24,18 @@ SECRET = "s3cret-Ключ"
 TOKEN = "4242:AAtestTOKEN"
 
 
+class WebhookVerifier(Protocol):
+    """A provider that reads a webhook from headers and body alone (Crypto Pay)."""
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookResult: ...
+
+
 class WebhookReceiver:
     """A tiny web app standing in for ours: runs parse_webhook, answers 200 or its 4xx."""
 
     def __init__(self, verifier: WebhookVerifier) -> None:
         self.verifier = verifier
-        self.reports: list[StatusReport] = []
+        self.reports: list[WebhookResult] = []
         self.rejections: list[WebhookRejected] = []
         self.url = ""
         self._runner: web.AppRunner | None = None

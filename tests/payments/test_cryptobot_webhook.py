@@ -16,10 +16,10 @@ from spnbot.payments.base import (
     ProviderStatus,
     WebhookAck,
     WebhookRejected,
-    WebhookVerifier,
 )
 from spnbot.payments.cryptobot import CryptoBotProvider
 from spnbot.sandbox.cryptopay import CryptoPayEmulator
+from tests.payments.conftest import WebhookVerifier
 
 Start = Callable[[WebhookVerifier], Awaitable[Any]]
 

@@ -16,6 +16,7 @@ import pytest
 from spnbot.domain.money import Money
 from spnbot.domain.networks import parse_networks
 from spnbot.payments.base import (
+    AskBack,
     InvoiceRequest,
     ProviderError,
     ProviderStatus,
@@ -47,6 +48,8 @@ async def read(
 ) -> StatusReport:
     delivery = WebhookRequest({"Content-Type": "application/json"}, raw(body), remote)
     result = await provider.read_webhook(delivery)
+    if isinstance(result, AskBack):  # the route asks only while our payment could change
+        result = await result.fetch()
     assert isinstance(result, StatusReport)
     return result
 
@@ -99,6 +102,23 @@ async def test_a_v2_only_paid_callback_is_confirmed_through_order_info(
         Money.rub(250),
         "ord-9",
     )
+    assert info_calls(oneplat_emulator) == before + 1
+
+
+async def test_a_v2_only_final_status_is_a_claim_that_asks_nothing_until_fetched(
+    oneplat: OnePlatProvider, oneplat_emulator: OnePlatEmulator, guid: str
+) -> None:
+    body = oneplat_emulator.build_callback(guid, 1, signatures=("signature_v2",))
+    before = info_calls(oneplat_emulator)
+    result = await oneplat.read_webhook(WebhookRequest({}, raw(body), "127.0.0.1"))
+    assert isinstance(result, AskBack)
+    assert (result.claim.external_id, result.claim.order_id, result.claim.status) == (
+        guid,
+        "ord-9",
+        ProviderStatus.PAID,
+    )
+    assert info_calls(oneplat_emulator) == before
+    assert (await result.fetch()).status is ProviderStatus.PENDING  # 1Plat: not paid
     assert info_calls(oneplat_emulator) == before + 1
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from spnbot.domain.money import Money
 from spnbot.payments.base import (
+    AskBack,
     InvoiceRequest,
     ProviderError,
     ProviderStatus,
@@ -41,9 +42,28 @@ async def new_payment(yookassa: YooKassaProvider, order_id: str = "ord-1") -> st
 
 
 async def read(yookassa: YooKassaProvider, request: WebhookRequest) -> StatusReport:
+    """What the route settles once it asks (it asks only while our payment could change)."""
     result = await yookassa.read_webhook(request)
-    assert isinstance(result, StatusReport), result
-    return result
+    assert isinstance(result, AskBack), result
+    return await result.fetch()
+
+
+async def test_a_notification_is_a_claim_that_asks_nothing_until_fetched(
+    yookassa: YooKassaProvider, yookassa_emulator: YooKassaEmulator
+) -> None:
+    payment_id = await new_payment(yookassa)
+    forged = dict(yookassa_emulator.payments[payment_id], status="succeeded", paid=True)
+    asked = len(yookassa_emulator.requests)
+    result = await yookassa.read_webhook(delivery(notification("payment.succeeded", forged)))
+    assert isinstance(result, AskBack)
+    assert (result.claim.external_id, result.claim.order_id, result.claim.status) == (
+        payment_id,
+        "ord-1",
+        ProviderStatus.PAID,
+    )
+    assert len(yookassa_emulator.requests) == asked
+    assert (await result.fetch()).status is ProviderStatus.PENDING
+    assert yookassa_emulator.requests[asked:] == [("GET", f"/v3/payments/{payment_id}")]
 
 
 async def test_forged_success_is_reported_as_the_api_sees_it(
@@ -85,7 +105,7 @@ async def test_notification_about_a_payment_the_api_does_not_know(
 ) -> None:
     body = notification("payment.succeeded", {"id": UNKNOWN_ID, "status": "succeeded"})
     with pytest.raises(WebhookRejected) as caught:
-        await yookassa.read_webhook(delivery(body))
+        await read(yookassa, delivery(body))
     assert caught.value.http_status == 404
 
 
@@ -145,7 +165,7 @@ async def test_api_down_while_checking_is_a_provider_error(
     await yookassa_emulator.pay(payment_id, notify=False)
     yookassa_emulator.outage = 503
     with pytest.raises(ProviderError) as caught:
-        await yookassa.read_webhook(delivery(yookassa_emulator.notification(payment_id)))
+        await read(yookassa, delivery(yookassa_emulator.notification(payment_id)))
     assert caught.value.retryable is True
 
 

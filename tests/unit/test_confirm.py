@@ -229,3 +229,56 @@ async def test_follow_ups_are_handed_to_this_process_when_it_can_run_them(store:
     [job] = adopted
     assert job.kind == PANEL_SYNC and job.attempts == 1
     assert store.state.jobs[job.id].status == "running"  # claimed already, leased to us
+
+
+# -- answered without asking the provider (a delivery that proves nothing alone) ------------
+
+
+@pytest.mark.parametrize(
+    "status", [PaymentStatus.PENDING, PaymentStatus.EXPIRED, PaymentStatus.FAILED]
+)
+async def test_a_claim_about_a_payment_that_can_change_must_be_asked(
+    store: FakeStore, status: PaymentStatus
+) -> None:
+    store.add_payment(1, public_id="spn-c", external_id="gc", status=status)
+    before = store.state
+    assert await confirmer(store).answer_unasked("oneplat", paid("gc", "spn-c")) is None
+    assert store.state == before
+
+
+async def test_a_claim_whose_payment_is_not_stored_yet_must_be_asked() -> None:
+    """The crash window: the invoice exists at the provider, its id never reached us."""
+    st = FakeStore(lambda: NOW)
+    st.add_user(1)
+    st.add_payment(1, public_id="spn-x", external_id=None)
+    assert await confirmer(st).answer_unasked("oneplat", paid("gx", "spn-x")) is None
+
+
+async def test_a_replayed_claim_is_a_duplicate_unasked_and_changes_nothing(
+    store: FakeStore,
+) -> None:
+    door = confirmer(store)
+    await door.apply("oneplat", paid(), via="webhook")
+    before = store.state
+    assert await door.answer_unasked("oneplat", paid()) is Outcome.DUPLICATE
+    assert await door.answer_unasked("oneplat", report(ProviderStatus.FAILED)) is (
+        Outcome.DUPLICATE
+    )
+    assert store.state == before
+
+
+async def test_a_claim_about_a_held_payment_stays_held_unasked(store: FakeStore) -> None:
+    store.add_payment(1, public_id="spn-h", external_id="gh", status=PaymentStatus.MISMATCH)
+    before = store.state
+    assert await confirmer(store).answer_unasked("oneplat", paid("gh", "spn-h")) is (
+        Outcome.MISMATCH
+    )
+    assert store.state == before
+
+
+async def test_an_invented_claim_is_unknown_unasked(store: FakeStore) -> None:
+    door = confirmer(store)
+    assert await door.answer_unasked("oneplat", paid("nope", "spn-nope")) is Outcome.UNKNOWN
+    assert await door.answer_unasked("cryptobot", paid()) is Outcome.UNKNOWN
+    store.add_payment(1, public_id="spn-b", external_id="gb")
+    assert await door.answer_unasked("oneplat", paid("ga", "spn-b")) is Outcome.UNKNOWN

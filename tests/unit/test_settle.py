@@ -6,7 +6,7 @@ import pytest
 
 from spnbot.domain.money import Money
 from spnbot.domain.reports import ProviderStatus, StatusReport
-from spnbot.domain.settle import PaymentFacts, Verdict, identify, settle
+from spnbot.domain.settle import PaymentFacts, Verdict, identify, settle, settle_unverified
 from spnbot.domain.states import PaymentStatus
 
 OURS = Money.rub(100)
@@ -113,3 +113,48 @@ def test_ids_that_point_at_different_payments_are_trusted_for_neither() -> None:
 def test_nothing_matches() -> None:
     assert identify([A, B], report(external_id="zz", order_id="spn-z")) is None
     assert identify([], report()) is None
+
+
+# -- settle_unverified: when a claim is not worth asking the provider about ----------------
+
+CLAIMS = [
+    report(ProviderStatus.PAID),
+    report(ProviderStatus.PAID, amount=Money.rub(1)),
+    report(ProviderStatus.FAILED),
+    report(ProviderStatus.EXPIRED),
+    report(ProviderStatus.PENDING),
+]
+
+
+def test_a_claim_naming_no_payment_of_ours_is_unknown_unasked() -> None:
+    decision = settle_unverified(None, report())
+    assert decision is not None and decision.verdict is Verdict.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "status", [PaymentStatus.PENDING, PaymentStatus.EXPIRED, PaymentStatus.FAILED]
+)
+@pytest.mark.parametrize("claim", CLAIMS)
+def test_a_payment_that_can_still_change_is_always_asked_about(
+    status: PaymentStatus, claim: StatusReport
+) -> None:
+    assert settle_unverified(payment(status), claim) is None
+
+
+@pytest.mark.parametrize("status", [PaymentStatus.PAID, PaymentStatus.MISMATCH])
+@pytest.mark.parametrize("claim", CLAIMS)
+def test_a_settled_payment_gets_the_rules_answer_unasked(
+    status: PaymentStatus, claim: StatusReport
+) -> None:
+    assert settle_unverified(payment(status), claim) == settle(payment(status), claim)
+
+
+@pytest.mark.parametrize("status", [PaymentStatus.PAID, PaymentStatus.MISMATCH])
+@pytest.mark.parametrize("truth", CLAIMS)
+def test_no_true_report_could_change_what_is_answered_unasked(
+    status: PaymentStatus, truth: StatusReport
+) -> None:
+    """Why not asking is safe: whatever the provider would have said, nothing is granted,
+    closed or flagged for these payments."""
+    decision = settle(payment(status), truth)
+    assert decision.verdict not in (Verdict.CONFIRM, Verdict.CLOSE) and not decision.flag
