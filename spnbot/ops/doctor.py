@@ -30,6 +30,7 @@ from spnbot.panel.base import PanelAuthError, PanelError, PanelUnavailable, Pane
 from spnbot.payments.base import ProviderError
 from spnbot.payments.cryptobot import build_provider as build_cryptobot
 from spnbot.payments.oneplat import build_provider as build_oneplat
+from spnbot.payments.yookassa import build_provider as build_yookassa
 from spnbot.store import migrate
 from spnbot.store.db import Database, uses_transaction_pooler
 from spnbot.web.panel_webhook import PATH as PANEL_WEBHOOK_PATH
@@ -108,6 +109,7 @@ class _Doctor:
             ("Remnawave webhook", self.panel_webhook, "report this as a bug"),
             ("1Plat", self.oneplat, f"check ONEPLAT_BASE_URL ({s.oneplat_base_url})"),
             ("CryptoBot", self.cryptobot, f"check CRYPTOBOT_API_URL ({s.cryptobot_api_url})"),
+            ("YooKassa", self.yookassa, f"check YOOKASSA_API_URL ({s.yookassa_api_url})"),
         ]
 
     @property
@@ -310,6 +312,40 @@ class _Doctor:
             ) from None
         return f"app {me.get('name')!r} (id {me.get('app_id')}) at {s.cryptobot_api_url}"
 
+    async def yookassa(self) -> str:
+        s = self.settings
+        provider = build_yookassa(s, self.http, timeout=self.timeout)
+        if provider is None:
+            raise NotConfigured
+        try:
+            shop = await provider.ping()
+        except ProviderError as exc:
+            if _network_error(exc):
+                raise CheckFailed(
+                    f"cannot reach {s.yookassa_api_url} ({short_error(exc.__cause__ or exc)})",
+                    "check YOOKASSA_API_URL",
+                ) from None
+            if exc.retryable:
+                raise CheckFailed(str(exc), "YooKassa has trouble: try again later") from None
+            raise CheckFailed(
+                f"{exc}: YooKassa refused the shop id or the secret key",
+                "check YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY (YooKassa cabinet → Integration "
+                "→ API keys)",
+            ) from None
+        status = shop.get("status")
+        if status is not None and status != "enabled":
+            raise CheckFailed(
+                f"the shop is {str(status)[:32]!r} at YooKassa", "see the YooKassa cabinet"
+            )
+        if shop.get("fiscalization_enabled") is True and not s.yookassa_receipts:
+            raise CheckFailed(
+                "the shop sends 54-FZ receipts, so YooKassa refuses payments without one",
+                "set YOOKASSA_RECEIPTS=true and YOOKASSA_RECEIPT_EMAIL",
+            )
+        test = " (test shop)" if shop.get("test") is True else ""
+        receipts = "receipts on" if s.yookassa_receipts else "no receipts"
+        return f"shop {s.yookassa_shop_id}{test} at {s.yookassa_api_url}; {receipts}"
+
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -328,23 +364,8 @@ def _network_error(exc: ProviderError) -> bool:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    values = [
-        secret.get_secret_value()
-        for secret in (
-            settings.bot_token,
-            settings.remnawave_api_token,
-            settings.remnawave_api_key,
-            settings.oneplat_shop_secret,
-            settings.cryptobot_token,
-            settings.remnawave_webhook_secret,
-        )
-        if secret is not None
-    ]
-    password = settings.sqlalchemy_url.password
-    if password:
-        values.append(str(password))
     # Very short values would blank out ordinary words; real secrets are longer.
-    return [v for v in values if len(v) >= 4]
+    return [v for v in settings.secret_values() if len(v) >= 4]
 
 
 def _redacting(out: Out, secrets: list[str]) -> Out:

@@ -170,6 +170,14 @@ class YooKassaProvider:
             raise ProviderError("YooKassa: status answered for another payment", retryable=False)
         return report_of(data)
 
+    async def ping(self) -> dict[str, Any]:
+        """The shop as YooKassa describes it (``GET /me``: ``account_id``, ``status``,
+        ``test``, ``fiscalization_enabled``); for the doctor."""
+        http_status, data = await self._call("GET", "/me")
+        if http_status == 404:
+            raise _error(http_status, data)
+        return data
+
     # -- notifications -------------------------------------------------------------------
 
     async def read_webhook(self, request: WebhookRequest) -> WebhookResult:
@@ -309,7 +317,9 @@ def trusted_networks(spec: str | None) -> tuple[Network, ...]:
     return parse_networks(spec)
 
 
-def build_provider(settings: Settings, http: aiohttp.ClientSession) -> YooKassaProvider | None:
+def build_provider(
+    settings: Settings, http: aiohttp.ClientSession, *, timeout: float = 15.0
+) -> YooKassaProvider | None:
     """The provider from settings, or None when the shop id or the secret key is unset."""
     s = settings
     if not (s.yookassa_shop_id and s.yookassa_secret_key):
@@ -323,4 +333,5 @@ def build_provider(settings: Settings, http: aiohttp.ClientSession) -> YooKassaP
         trusted_networks=trusted_networks(s.yookassa_trusted_ips),
         receipt_email=s.yookassa_receipt_email if s.yookassa_receipts else None,
         vat_code=s.yookassa_vat_code,
+        timeout=timeout,
     )

@@ -16,6 +16,9 @@ too_many_requests, 500 internal_server_error = result unknown) and the "Idempote
 duplicated" answer as third-party SDKs document and test them, the 128-character
 description limit in YooKassa's PHP SDK.
 
+``GET /me`` describes the shop (``account_id`` = the shop id, ``test``, ``status``,
+``fiscalization_enabled`` = whether creates need a receipt).
+
 Sandbox-only controls: ``pay`` (→ succeeded, or waiting_for_capture for ``capture: false``),
 ``cancel``, ``notify`` (an unsigned notification, as YooKassa sends), and ``outage`` (every
 API call answers that HTTP status, 503 by default, for outage tests).
@@ -91,6 +94,7 @@ class YooKassaEmulator(StartStop):
         self.payments: dict[str, dict[str, Any]] = {}
         self.outage: int | None = None  # set to an HTTP status: every API call fails with it
         self.receipts_required = False  # a shop under 54-FZ: a create without receipt fails
+        self.shop_status = "enabled"  # GET /me; "disabled" for a shop that cannot take payments
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
         self.bodies: list[dict[str, Any]] = []  # the parsed body of every accepted create
         self._keys: dict[str, tuple[dict[str, Any], str]] = {}  # key -> (body, payment id)
@@ -111,6 +115,7 @@ class YooKassaEmulator(StartStop):
         app = web.Application(middlewares=[self._guard])
         app.router.add_post("/v3/payments", self._create)
         app.router.add_get("/v3/payments/{payment_id}", self._get)
+        app.router.add_get("/v3/me", self._me)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
@@ -193,6 +198,17 @@ class YooKassaEmulator(StartStop):
                 "payment_id",
             )
         return web.json_response(payment)
+
+    async def _me(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "account_id": self.shop_id,
+                "test": True,
+                "fiscalization_enabled": self.receipts_required,
+                "payment_methods": ["bank_card", "yoo_money", "sbp"],
+                "status": self.shop_status,
+            }
+        )
 
     def _new_payment(self, body: Mapping[str, Any]) -> dict[str, Any]:
         amount = _amount(body.get("amount"), "amount")

@@ -1,4 +1,4 @@
-"""`spnbot doctor` in-process against the four emulators: all ok, then each failure named."""
+"""`spnbot doctor` in-process against the five emulators: all ok, then each failure named."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from spnbot.config import Settings
 from spnbot.ops.doctor import run_doctor
-from spnbot.sandbox.stack import CRYPTO_TOKEN, PANEL_TOKEN, SHOP_SECRET, Sandbox
+from spnbot.sandbox.stack import CRYPTO_TOKEN, PANEL_TOKEN, SHOP_SECRET, YOOKASSA_SECRET, Sandbox
 from spnbot.store import migrate
 from spnbot.store.db import Database
 
@@ -33,6 +33,7 @@ CHECKS = [
     "Remnawave webhook",
     "1Plat",
     "CryptoBot",
+    "YooKassa",
 ]
 
 
@@ -80,8 +81,10 @@ async def test_all_ok(sandbox: Sandbox, database_url: str, tmp_path: Path) -> No
     assert "long polling" in lines["Telegram Bot API"]
     assert sandbox.panel.squad_uuid in lines["Remnawave panel"]
     text = "\n".join(lines.values())
-    for secret in (sandbox.bot_token, PANEL_TOKEN, SHOP_SECRET, CRYPTO_TOKEN, PANEL_HOOK_SECRET):
+    secrets = (sandbox.bot_token, PANEL_TOKEN, SHOP_SECRET, CRYPTO_TOKEN, PANEL_HOOK_SECRET)
+    for secret in (*secrets, YOOKASSA_SECRET):
         assert secret not in text
+    assert lines["YooKassa"].endswith("(test shop) at " + sandbox.yookassa.url + "; no receipts")
 
 
 async def test_migrations_pending(sandbox: Sandbox, database_url: str, tmp_path: Path) -> None:
@@ -133,6 +136,18 @@ async def _stop_cryptopay(sb: Sandbox) -> None:
     await sb.cryptopay.stop()
 
 
+async def _stop_yookassa(sb: Sandbox) -> None:
+    await sb.yookassa.stop()
+
+
+async def _yookassa_disabled(sb: Sandbox) -> None:
+    sb.yookassa.shop_status = "disabled"
+
+
+async def _yookassa_needs_receipts(sb: Sandbox) -> None:
+    sb.yookassa.receipts_required = True
+
+
 async def _panel_hangs(sb: Sandbox) -> None:
     sb.panel.set_failure("timeout")  # holds every request until the emulator stops
 
@@ -176,6 +191,20 @@ FAILURES: dict[str, tuple[Break, dict[str, Any], str, list[str]]] = {
         "CryptoBot",
         ["CRYPTOBOT_TOKEN"],
     ),
+    "yookassa-stopped": (_stop_yookassa, {}, "YooKassa", ["YOOKASSA_API_URL"]),
+    "wrong-yookassa-key": (
+        None,
+        {"yookassa_secret_key": SecretStr("test_not-the-secret-key")},
+        "YooKassa",
+        ["invalid_credentials", "YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY"],
+    ),
+    "yookassa-shop-disabled": (_yookassa_disabled, {}, "YooKassa", ["'disabled'", "cabinet"]),
+    "yookassa-needs-receipts": (
+        _yookassa_needs_receipts,
+        {},
+        "YooKassa",
+        ["54-FZ", "YOOKASSA_RECEIPTS=true"],
+    ),
 }
 
 
@@ -218,6 +247,7 @@ async def test_optional_providers_skip(sandbox: Sandbox, tmp_path: Path) -> None
     assert code == 0, lines
     assert lines["1Plat"] == "skip 1Plat: not configured"
     assert lines["CryptoBot"] == "skip CryptoBot: not configured"
+    assert lines["YooKassa"] == "skip YooKassa: not configured"
     assert lines["Remnawave webhook"] == "skip Remnawave webhook: not configured"
     assert "providers: stars;" in lines["configuration"]
 
