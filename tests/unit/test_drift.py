@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from spnbot.domain.panel_refs import RefFit, ref_fit
+from spnbot.domain.panel_refs import RefFit, foreign_ref_message, ref_fit
 from spnbot.domain.states import GrantKind
 from spnbot.jobs.runner import PermanentJobError
 from spnbot.services.drift import DriftKind, DriftService
@@ -329,3 +329,17 @@ async def test_a_grant_landing_during_the_check_is_not_overwritten_by_adoption(
     assert found.kind is DriftKind.ADOPTED and not found.repaired
     assert store.state.users[1].expires_at == OURS + timedelta(days=30)
     assert store.grants_of(GrantKind.PANEL) == []
+
+
+def test_a_foreign_ref_is_explained_in_words_an_operator_can_act_on() -> None:
+    assert foreign_ref_message("42", 2) == (
+        "stored panel ref '42' is a 3.x integer id but the panel speaks API 2.x "
+        "(a 2.x panel restored under a 3.x database?): refusing to guess; restore the "
+        "matching panel or database backup"
+    )
+    assert foreign_ref_message("nope", 2) == (
+        "stored panel ref 'nope' does not fit panel API 2.x: refusing to guess"
+    )
+    assert foreign_ref_message("-1", 3) == (
+        "stored panel ref '-1' does not fit panel API 3.x: refusing to guess"
+    )

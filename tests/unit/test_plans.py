@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spnbot.config import ConfigError, load_settings
-from spnbot.domain.tariffs import PlanLimits, parse_plans
+from spnbot.domain.tariffs import PlanFileError, PlanLimits, Tariff, load_plans, parse_plans
 
 SQUAD = "0b5f3c3e-9c1a-4c1e-9a8e-3f1f6b2f7a10"
 GOOD = f"""
@@ -92,3 +92,135 @@ def test_trial_settings() -> None:
         load_settings(_env_file=None, trial_days=3, trial_requires_channel=True)
     with pytest.raises(ConfigError, match="TRIAL_SQUAD_UUID: must be an internal squad UUID"):
         load_settings(_env_file=None, trial_squad_uuid="default")
+
+
+# -- every refusal, word for word (the operator reads exactly this line) -------------------
+
+ONE = 'code = "1m"\ndays = 30\nprice_rub = 100\nprice_stars = 50\n'
+KNOWN = "code, days, device_limit, price_rub, price_stars, squads, traffic_gb, traffic_reset"
+
+
+def plan(extra: str = "", base: str = ONE) -> str:
+    return f"[[plan]]\n{base}{extra}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "p.toml: has no [[plan]] tables"),
+        ("plan = []", "p.toml: has no [[plan]] tables"),
+        ("plan = 5", "p.toml: has no [[plan]] tables"),
+        ("plan = [1]", "p.toml: plan #1: must be a table"),
+        ("title = 'x'\n" + plan(), "p.toml: unknown key 'title' (plans are [[plan]] tables)"),
+        (
+            plan("", "code = 7\ndays = 1\nprice_rub = 1\nprice_stars = 1\n"),
+            "p.toml: plan #1: code: is required: 1-8 lowercase letters or digits (got 7)",
+        ),
+        (
+            plan("", "days = 1\nprice_rub = 1\nprice_stars = 1\n"),
+            "p.toml: plan #1: code: is required: 1-8 lowercase letters or digits",
+        ),
+        (
+            plan("", 'code = "abcdefghi"\ndays = 1\nprice_rub = 1\nprice_stars = 1\n'),
+            "p.toml: plan 'abcdefghi': code: is required: 1-8 lowercase letters or digits "
+            "(got 'abcdefghi')",
+        ),
+        (
+            plan("", 'code = "1m"\nprice_rub = 100\nprice_stars = 50\n'),
+            "p.toml: plan '1m': days: is required",
+        ),
+        (
+            plan("", 'code = "1m"\ndays = 30\nprice_stars = 50\n'),
+            "p.toml: plan '1m': price_rub: is required",
+        ),
+        (
+            plan("", 'code = "1m"\ndays = 30\nprice_rub = 100\n'),
+            "p.toml: plan '1m': price_stars: is required",
+        ),
+        (
+            plan("device_limit = true\n"),
+            "p.toml: plan '1m': device_limit: must be a positive whole number (got True)",
+        ),
+        (
+            plan("traffic_gb = 1.5\n"),
+            "p.toml: plan '1m': traffic_gb: must be a positive whole number (got 1.5)",
+        ),
+        (
+            plan('traffic_reset = "month"\ntraffic_gb = 5\n'),
+            "p.toml: plan '1m': traffic_reset: must be one of NO_RESET, DAY, WEEK, MONTH "
+            "(got 'month')",
+        ),
+        (
+            plan('traffic_reset = "DAY"\n'),
+            "p.toml: plan '1m': traffic_reset: needs traffic_gb (unlimited traffic has nothing "
+            "to reset) (got 'DAY')",
+        ),
+        (
+            plan('squads = "x"\n'),
+            "p.toml: plan '1m': squads: must be a list of internal squad UUIDs (got 'x')",
+        ),
+        (
+            plan("squads = [1]\n"),
+            "p.toml: plan '1m': squads: must be a list of internal squad UUIDs (got [1])",
+        ),
+        (
+            plan("colour = 1\nzone = 2\n"),
+            f"p.toml: plan '1m': colour: unknown field (known: {KNOWN}) (got 1)",
+        ),
+        (
+            plan() + plan(),
+            "p.toml: plan '1m': code: appears twice",
+        ),
+    ],
+)
+def test_each_refusal_word_for_word(text: str, message: str) -> None:
+    with pytest.raises(PlanFileError) as err:
+        parse_plans(text, "p.toml")
+    assert str(err.value) == message
+
+
+def test_invalid_toml_is_named_with_the_parsers_reason() -> None:
+    with pytest.raises(PlanFileError) as err:
+        parse_plans("[[plan]\ncode = 1", "p.toml")
+    assert str(err.value).startswith("p.toml: is not valid TOML (")
+    assert str(err.value).endswith(")") and "line 1" in str(err.value)
+
+
+def test_optional_fields_default_to_no_limits() -> None:
+    [only] = parse_plans(plan(), "p.toml")
+    assert only == Tariff("1m", 30, 100, 50, PlanLimits(None, None, "NO_RESET", ()))
+    [capped] = parse_plans(
+        plan(f'traffic_gb = 5\ntraffic_reset = "WEEK"\nsquads = ["{SQUAD}"]\n'), "p"
+    )
+    assert capped.limits == PlanLimits(None, 5, "WEEK", (SQUAD,))
+    [reset_none] = parse_plans(plan('traffic_reset = "NO_RESET"\n'), "p")
+    assert reset_none.limits.is_empty
+
+
+def test_a_plans_file_that_cannot_be_read(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.toml"
+    with pytest.raises(PlanFileError) as err:
+        load_plans(missing)
+    assert str(err.value) == f"{missing}: cannot be read (No such file or directory)"
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(plan("# caf\xe9\n").encode("latin-1"))
+    with pytest.raises(PlanFileError) as err:
+        load_plans(latin)
+    assert str(err.value) == f"{latin}: is not UTF-8 text"
+    good = tmp_path / "good.toml"
+    good.write_text(plan("# кириллица\n"), encoding="utf-8")
+    assert [t.code for t in load_plans(good)] == ["1m"]
+
+
+def test_limits_travel_as_json_and_back() -> None:
+    assert PlanLimits.from_json(None) == PlanLimits.from_json({}) == PlanLimits()
+    assert PlanLimits().to_json() == {
+        "device_limit": None,
+        "traffic_gb": None,
+        "traffic_reset": "NO_RESET",
+        "squads": [],
+    }
+    partial = PlanLimits.from_json({"device_limit": 2, "traffic_reset": None, "squads": None})
+    assert partial == PlanLimits(2, None, "NO_RESET", ())
+    assert PlanLimits().traffic_bytes == 0 and PlanLimits(traffic_gb=1).traffic_bytes == 1024**3
+    assert not PlanLimits(device_limit=1).is_empty
