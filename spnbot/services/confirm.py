@@ -313,6 +313,7 @@ def _grant_for(payment: PaymentRow) -> GrantRequest:
         payment.public_id,
         notify="payment_success",
         notify_params={"tariff": payment.tariff_code, "amount": str(payment.amount)},
+        plan=payment.plan,
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from spnbot.domain.expiry import stack_extensions
 from spnbot.domain.states import GrantKind
+from spnbot.store.accounts import GrantTarget
 from spnbot.store.jobs import ClaimedJob, Lease, NewJob
 from spnbot.store.ledger import LedgerEntry
 from spnbot.store.plans import AssignedPlan
@@ -26,7 +27,7 @@ class GrantRequest:
     notify: str | None = None  # the template sent once the panel agrees
     notify_params: dict[str, Any] = field(default_factory=dict)
     # The plan whose limits the user gets with these days; None keeps the current plan
-    # (gifts, promo codes, referral days). A payment without one uses its stored snapshot.
+    # (gifts, promo codes, referral days, payments from before plans).
     plan: AssignedPlan | None = None
 
 
@@ -88,8 +89,8 @@ async def grant_many(
         if len(requests) > 1:
             raise GrantConflict("a source in the batch had already granted")
         return [None]
-    await tx.accounts.set_expiries(final)
-    plans = await _assign_plans(tx, requests)
+    plans = _plans_after(requests, targets)
+    await tx.accounts.set_grants({uid: (at, plans[uid]) for uid, at in final.items()})
 
     granted = [(r, grant_ids[(str(r.kind), r.source)]) for r in requests]
     jobs = await tx.jobs.add_many(
@@ -117,20 +118,16 @@ async def grant_many(
     ]
 
 
-async def _assign_plans(tx: Tx, requests: Sequence[GrantRequest]) -> dict[int, AssignedPlan]:
+def _plans_after(
+    requests: Sequence[GrantRequest], targets: Mapping[int, GrantTarget]
+) -> dict[int, AssignedPlan | None]:
     """Each granted user's plan once the batch is applied: the last plan a grant brought,
-    else the one the user already has. Written to the user's row with the expiry."""
-    snapshots = await tx.plans.snapshots(
-        r.source for r in requests if r.plan is None and r.kind is GrantKind.PAYMENT
-    )
-    brought: dict[int, AssignedPlan] = {}
+    else the one the user already has (read under the grant's row lock)."""
+    plans = {r.user_id: targets[r.user_id].plan for r in requests}
     for r in requests:
-        plan = r.plan or (snapshots.get(r.source) if r.kind is GrantKind.PAYMENT else None)
-        if plan is not None:
-            brought[r.user_id] = plan
-    await tx.plans.assign(brought)
-    kept = await tx.plans.current({r.user_id for r in requests} - set(brought))
-    return {**kept, **brought}
+        if r.plan is not None:
+            plans[r.user_id] = r.plan
+    return plans
 
 
 def plan_payload(plan: AssignedPlan | None) -> dict[str, Any] | None:

@@ -248,9 +248,8 @@ class PanelSyncHandler:
     @staticmethod
     async def _read_many(tx: Tx, user_ids: Sequence[int]) -> list[_Read | None]:
         found = await tx.accounts.sync_states(user_ids)
-        plans = await tx.plans.current(user_ids)
         return [
-            _Read(state, plans.get(user_id)) if (state := found.get(user_id)) else None
+            _Read(state, state.plan) if (state := found.get(user_id)) else None
             for user_id in user_ids
         ]
 

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.store.models import USERS
+from spnbot.store.plans import AssignedPlan, stored_plan
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class GrantTarget:
     expires_at: datetime | None
     referrer_id: int | None
     panel_ref: str | None
+    plan: AssignedPlan | None = None  # the plan whose limits the panel user carries
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class SyncState:
     panel_ref: str | None
     language: str
     blocked: bool
+    plan: AssignedPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,22 @@ class Accounts:
         """Row locks in one order on PostgreSQL (no deadlock between batches); SQLite
         transactions already hold the write lock (BEGIN IMMEDIATE)."""
         rows = await self._session.execute(
-            select(USERS.c.tg_id, USERS.c.expires_at, USERS.c.referrer_id, USERS.c.panel_ref)
+            select(
+                USERS.c.tg_id,
+                USERS.c.expires_at,
+                USERS.c.referrer_id,
+                USERS.c.panel_ref,
+                USERS.c.plan_code,
+                USERS.c.plan_limits,
+            )
             .where(USERS.c.tg_id.in_(sorted(set(user_ids))))
             .order_by(USERS.c.tg_id)
             .with_for_update()
         )
-        return {tg_id: GrantTarget(exp, ref, panel) for tg_id, exp, ref, panel in rows}
+        return {
+            tg_id: GrantTarget(exp, ref, panel, stored_plan(code, limits))
+            for tg_id, exp, ref, panel, code, limits in rows
+        }
 
     async def set_expiries(self, expiries: Mapping[int, datetime]) -> None:
         if not expiries:
@@ -63,6 +76,29 @@ class Accounts:
             [{"b_tg_id": uid, "b_expires_at": at} for uid, at in expiries.items()],
         )
 
+    async def set_grants(self, granted: Mapping[int, tuple[datetime, AssignedPlan | None]]) -> None:
+        """Each granted user's new expiry and plan, in one statement for the batch."""
+        if not granted:
+            return
+        await self._session.execute(
+            update(USERS)
+            .where(USERS.c.tg_id == bindparam("b_tg_id"))
+            .values(
+                expires_at=bindparam("b_expires_at"),
+                plan_code=bindparam("b_plan_code"),
+                plan_limits=bindparam("b_plan_limits"),
+            ),
+            [
+                {
+                    "b_tg_id": uid,
+                    "b_expires_at": at,
+                    "b_plan_code": plan.code if plan else None,
+                    "b_plan_limits": plan.limits.to_json() if plan else None,
+                }
+                for uid, (at, plan) in granted.items()
+            ],
+        )
+
     async def sync_states(self, user_ids: Iterable[int]) -> dict[int, SyncState]:
         rows = await self._session.execute(
             select(
@@ -71,11 +107,19 @@ class Accounts:
                 USERS.c.panel_ref,
                 USERS.c.language,
                 USERS.c.blocked_at,
+                USERS.c.plan_code,
+                USERS.c.plan_limits,
             ).where(USERS.c.tg_id.in_(set(user_ids)))
         )
         return {
-            tg_id: SyncState(expires_at, panel_ref, language or "ru", blocked_at is not None)
-            for tg_id, expires_at, panel_ref, language, blocked_at in rows
+            tg_id: SyncState(
+                expires_at,
+                panel_ref,
+                language or "ru",
+                blocked_at is not None,
+                stored_plan(code, limits),
+            )
+            for tg_id, expires_at, panel_ref, language, blocked_at, code, limits in rows
         }
 
     async def record_sync(

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from spnbot.domain.money import Money
 from spnbot.domain.settle import PAYABLE, PaymentFacts
 from spnbot.domain.states import PaymentStatus
+from spnbot.domain.tariffs import PlanLimits
 from spnbot.store.models import PAYMENTS
+from spnbot.store.plans import AssignedPlan
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,15 @@ class PaymentRow:
     created_at: datetime
     paid_at: datetime | None = None
     paid_via: str | None = None
+    # The plan's limits when the customer chose it; None for payments from before plans.
+    plan_limits: PlanLimits | None = None
+
+    @property
+    def plan(self) -> AssignedPlan | None:
+        """The plan these days come with; None keeps the customer's current plan."""
+        return (
+            None if self.plan_limits is None else AssignedPlan(self.tariff_code, self.plan_limits)
+        )
 
     @property
     def facts(self) -> PaymentFacts:
@@ -80,6 +91,7 @@ def _row(r: Row[Any]) -> PaymentRow:
         created_at=r.created_at,
         paid_at=r.paid_at,
         paid_via=r.paid_via,
+        plan_limits=None if r.plan_limits is None else PlanLimits.from_json(r.plan_limits),
     )
 
 

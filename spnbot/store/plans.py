@@ -1,15 +1,16 @@
-"""Plans as the store keeps them: a payment's plan snapshot and each user's current plan."""
+"""Plans as the store keeps them: a payment's plan snapshot (read with the payment) and each
+user's current plan (read and written with the user's expiry, ``store/accounts.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spnbot.domain.tariffs import PlanLimits
-from spnbot.store.models import PAYMENTS, USERS
+from spnbot.store.models import PAYMENTS
 
 TRIAL_PLAN = "trial"  # the plan code a free trial leaves on the user
 
@@ -18,6 +19,11 @@ TRIAL_PLAN = "trial"  # the plan code a free trial leaves on the user
 class AssignedPlan:
     code: str
     limits: PlanLimits
+
+
+def stored_plan(code: str | None, limits: dict[str, Any] | None) -> AssignedPlan | None:
+    """A user's plan columns as a plan; no code: no plan's limits applied."""
+    return AssignedPlan(code, PlanLimits.from_json(limits)) if code else None
 
 
 class PlanStore:
@@ -31,46 +37,3 @@ class PlanStore:
             .where(PAYMENTS.c.public_id == public_id)
             .values(plan_limits=limits.to_json())
         )
-
-    async def snapshots(self, public_ids: Iterable[str]) -> dict[str, AssignedPlan]:
-        """The plan of each payment that recorded one (payments from before plans: none)."""
-        wanted = sorted(set(public_ids))
-        if not wanted:
-            return {}
-        rows = await self._session.execute(
-            select(PAYMENTS.c.public_id, PAYMENTS.c.tariff_code, PAYMENTS.c.plan_limits).where(
-                PAYMENTS.c.public_id.in_(wanted), PAYMENTS.c.plan_limits.is_not(None)
-            )
-        )
-        return {
-            public_id: AssignedPlan(code, PlanLimits.from_json(limits))
-            for public_id, code, limits in rows
-        }
-
-    async def assign(self, plans: Mapping[int, AssignedPlan]) -> None:
-        if not plans:
-            return
-        await self._session.execute(
-            update(USERS)
-            .where(USERS.c.tg_id == bindparam("b_tg_id"))
-            .values(plan_code=bindparam("b_code"), plan_limits=bindparam("b_limits"))
-            .execution_options(synchronize_session=False),
-            [
-                {"b_tg_id": uid, "b_code": plan.code, "b_limits": plan.limits.to_json()}
-                for uid, plan in plans.items()
-            ],
-        )
-
-    async def current(self, user_ids: Iterable[int]) -> dict[int, AssignedPlan]:
-        """Users whose panel user carries a plan's limits; the others have none applied."""
-        wanted = sorted(set(user_ids))
-        if not wanted:
-            return {}
-        rows = await self._session.execute(
-            select(USERS.c.tg_id, USERS.c.plan_code, USERS.c.plan_limits).where(
-                USERS.c.tg_id.in_(wanted), USERS.c.plan_code.is_not(None)
-            )
-        )
-        return {
-            tg_id: AssignedPlan(code, PlanLimits.from_json(limits)) for tg_id, code, limits in rows
-        }

@@ -79,7 +79,6 @@ class State:
     jobs: dict[int, FakeJob] = field(default_factory=dict)
     users: dict[int, FakeUser] = field(default_factory=dict)
     referrals: dict[int, tuple[int, datetime | None]] = field(default_factory=dict)
-    plan_snapshots: dict[str, AssignedPlan] = field(default_factory=dict)  # by payment public id
     deliveries: dict[str, datetime] = field(default_factory=dict)  # panel webhook keys
     marks: dict[str, datetime] = field(default_factory=dict)  # sent marks: key → keep until
     promos: dict[str, PromoRow] = field(default_factory=dict)
@@ -308,7 +307,7 @@ class FakeAccounts:
 
     async def lock_for_grant(self, user_ids: Iterable[int]) -> dict[int, GrantTarget]:
         return {
-            uid: GrantTarget(u.expires_at, u.referrer_id, u.panel_ref)
+            uid: GrantTarget(u.expires_at, u.referrer_id, u.panel_ref, u.plan)
             for uid in sorted(set(user_ids))
             if (u := self.s.users.get(uid)) is not None
         }
@@ -317,9 +316,13 @@ class FakeAccounts:
         for uid, at in expiries.items():
             self.s.users[uid].expires_at = at
 
+    async def set_grants(self, granted: Mapping[int, tuple[datetime, AssignedPlan | None]]) -> None:
+        for uid, (at, plan) in granted.items():
+            self.s.users[uid].expires_at, self.s.users[uid].plan = at, plan
+
     async def sync_states(self, user_ids: Iterable[int]) -> dict[int, SyncState]:
         return {
-            uid: SyncState(u.expires_at, u.panel_ref, u.language, u.blocked_at is not None)
+            uid: SyncState(u.expires_at, u.panel_ref, u.language, u.blocked_at is not None, u.plan)
             for uid in set(user_ids)
             if (u := self.s.users.get(uid)) is not None
         }
@@ -512,21 +515,7 @@ class FakePlans:
     async def keep_snapshot(self, public_id: str, limits: Any) -> None:
         row = next((p for p in self.s.payments.values() if p.public_id == public_id), None)
         if row is not None:
-            self.s.plan_snapshots[public_id] = AssignedPlan(row.tariff_code, limits)
-
-    async def snapshots(self, public_ids: Iterable[str]) -> dict[str, AssignedPlan]:
-        return {pid: p for pid in set(public_ids) if (p := self.s.plan_snapshots.get(pid))}
-
-    async def assign(self, plans: Mapping[int, AssignedPlan]) -> None:
-        for uid, plan in plans.items():
-            self.s.users[uid].plan = plan
-
-    async def current(self, user_ids: Iterable[int]) -> dict[int, AssignedPlan]:
-        return {
-            uid: u.plan
-            for uid in set(user_ids)
-            if (u := self.s.users.get(uid)) is not None and u.plan is not None
-        }
+            self.s.payments[row.id] = replace(row, plan_limits=limits)
 
 
 class FakeTrials:

@@ -13,6 +13,7 @@ import pytest
 from spnbot.config import database_url_to_sqlalchemy
 from spnbot.domain.money import Money
 from spnbot.domain.states import GrantKind, PaymentStatus
+from spnbot.domain.tariffs import PlanLimits
 from spnbot.store import migrate
 from spnbot.store.accounts import PanelLink
 from spnbot.store.broadcasts import Audience, Step, Totals
@@ -23,6 +24,7 @@ from spnbot.store.ledger import LedgerEntry
 from spnbot.store.models import PROMO_CODES, USERS, Referral
 from spnbot.store.panel_events import Customer
 from spnbot.store.payments import NewPayment
+from spnbot.store.plans import AssignedPlan
 from spnbot.store.uow import Store
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.fakes.store import FakeStore
@@ -198,6 +200,40 @@ async def test_grant_targets_and_expiries(port: Port) -> None:
         targets = await tx.accounts.lock_for_grant([2, 1, 3])
     assert sorted(targets) == [1, 2]
     assert targets[1].expires_at == NOW and targets[2].expires_at is None
+
+
+async def test_a_grant_writes_expiry_and_plan_and_reads_them_back(port: Port) -> None:
+    pro = AssignedPlan(
+        "pro", PlanLimits(3, 200, "MONTH", ("0b5f3c3e-9c1a-4c1e-9a8e-3f1f6b2f7a10",))
+    )
+    later = NOW + timedelta(days=30)
+    async with port.store.transaction() as tx:
+        await tx.accounts.set_grants({1: (later, pro), 2: (NOW, None)})
+    async with port.store.transaction() as tx:
+        targets = await tx.accounts.lock_for_grant([1, 2])
+        states = await tx.accounts.sync_states([1, 2])
+    assert (targets[1].expires_at, targets[1].plan) == (later, pro)
+    assert (targets[2].expires_at, targets[2].plan) == (NOW, None)
+    assert (states[1].expires_at, states[1].plan) == (later, pro)
+    assert states[2].plan is None
+    async with port.store.transaction() as tx:  # a later grant without a plan keeps nothing
+        await tx.accounts.set_grants({1: (later, None)})
+        assert (await tx.accounts.lock_for_grant([1]))[1].plan is None
+
+
+async def test_a_payment_carries_the_plan_it_was_started_with(port: Port) -> None:
+    await port.payment("spn-a", user_id=1)
+    await port.payment("spn-b", user_id=1)
+    limits = PlanLimits(device_limit=2)
+    async with port.store.transaction() as tx:
+        await tx.plans.keep_snapshot("spn-a", limits)
+    async with port.store.transaction() as tx:
+        found = {
+            p.public_id: p for p in await tx.payments.candidates("oneplat", [], ["spn-a", "spn-b"])
+        }
+    assert found["spn-a"].plan_limits == limits
+    assert found["spn-a"].plan == AssignedPlan(found["spn-a"].tariff_code, limits)
+    assert found["spn-b"].plan_limits is None and found["spn-b"].plan is None
 
 
 async def test_a_referral_is_rewarded_once(port: Port) -> None:
