@@ -22,6 +22,7 @@ from spnbot.bot.notifier import BotNotifier
 from spnbot.bot.setup import build_dispatcher
 from spnbot.bot.texts import Texts
 from spnbot.config import ConfigError, Settings
+from spnbot.domain.expiry import utcnow
 from spnbot.domain.networks import parse_networks
 from spnbot.errors import first_line
 from spnbot.integrations import build_registry, make_panel
@@ -54,7 +55,7 @@ from spnbot.services.subscription import SubscriptionService
 from spnbot.services.trial import TrialService
 from spnbot.services.users import UserService
 from spnbot.store import jobs as queue
-from spnbot.store import migrate
+from spnbot.store import migrate, periodic
 from spnbot.store.db import Database
 from spnbot.store.instance_lock import InstanceLock
 from spnbot.store.jobs import ClaimedJob
@@ -66,6 +67,8 @@ from spnbot.web.server import build_web_app
 from spnbot.web.telegram_webhook import mount_telegram_webhook
 
 log = logging.getLogger(__name__)
+
+DRIFT_SWEEP = "panel-drift"
 
 TELEGRAM_FILE_LIMIT = 50 * 2**20  # what a bot may upload as a document
 
@@ -226,15 +229,11 @@ class Application:
             self._listener = JobListener(self.db.url, self.runner.wake)
             self._listener.start()
         self._spawn(self.runner.run(), "jobs")
-        self._spawn(self._every(s.payment_check_interval, self.reconciler.run_once), "reconciler")
-        self._spawn(self._every(s.reminder_interval, self.reminders.run_once), "reminders")
-        self._spawn(self._every(3600, self.retention.run_once), "retention")
-        if s.backup_interval and not self.db.pooled:  # pg_dump needs a direct connection
-            self._spawn(self._every(s.backup_interval, self.backups.run_once), "backups")
+        for name, seconds, work in self._periodic():
+            # The panel sweep waits one interval first: a fresh start has nothing drifted yet.
+            first = seconds if name == DRIFT_SWEEP else 0.0
+            self._spawn(self._every(name, seconds, work, first_after=first), name)
         self._spawn(self._register_commands(), "commands")
-        if s.panel_sync_interval > 0:
-            # First pass after one interval: restarts in a row must not each sweep the panel.
-            self._spawn(self._drift_every(s.panel_sync_interval), "panel-drift")
         if s.telegram_webhook_url:
             # Every instance sets the same URL and secret; Telegram keeps one webhook.
             await self.bot.set_webhook(
@@ -274,16 +273,54 @@ class Application:
         task.add_done_callback(_report_crash)
         self._tasks.append(task)
 
-    async def _every(self, seconds: float, work: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``work`` now and then every ``seconds``; a failed pass is logged, not fatal."""
+    def _periodic(self) -> list[tuple[str, float, Callable[[], Awaitable[Any]]]]:
+        """(name, interval in seconds, pass) of every periodic task this app runs."""
+        s = self.settings
+        tasks: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = [
+            ("reconciler", s.payment_check_interval, self.reconciler.run_once),
+            ("reminders", s.reminder_interval, self.reminders.run_once),
+            ("retention", 3600, self.retention.run_once),
+        ]
+        if s.backup_interval and not self.db.pooled:  # pg_dump needs a direct connection
+            tasks.append(("backups", s.backup_interval, self.backups.run_once))
+        if s.panel_sync_interval > 0:
+            tasks.append((DRIFT_SWEEP, s.panel_sync_interval, self._drift_pass))
+        return tasks
+
+    async def _every(
+        self,
+        name: str,
+        seconds: float,
+        work: Callable[[], Awaitable[Any]],
+        *,
+        first_after: float = 0.0,
+    ) -> None:
+        """A pass after ``first_after`` and then every ``seconds``, each on whichever
+        instance's turn it is."""
+        await asyncio.sleep(first_after)
         while True:
-            try:
-                result = await work()
-                if result:
-                    log.info("%s: %s", getattr(work, "__qualname__", "periodic"), result)
-            except Exception:
-                log.exception("periodic %s failed", getattr(work, "__qualname__", "task"))
+            await self.periodic_pass(name, seconds, work)
             await asyncio.sleep(seconds)
+
+    async def periodic_pass(
+        self, name: str, seconds: float, work: Callable[[], Awaitable[Any]]
+    ) -> bool:
+        """Run one pass of ``name`` if no instance on this database started one within about
+        ``seconds`` (``store/periodic.py``); False when it was not our turn. A failed pass is
+        logged, not fatal. A restart therefore does not repeat a pass that just ran."""
+        try:
+            async with self.db.transaction() as session:
+                mine = await periodic.take_turn(
+                    session, name, self.runner.instance_id, utcnow(), timedelta(seconds=seconds)
+                )
+            if not mine:
+                return False
+            result = await work()
+            if result:
+                log.info("%s: %s", name, result)
+        except Exception:
+            log.exception("periodic %s failed", name)
+        return True
 
     async def _check_panel_line(self) -> None:
         """Say plainly when a pinned REMNAWAVE_API_VERSION is not what the panel speaks."""
@@ -295,10 +332,6 @@ class Application:
             return
         if mismatch:
             log.error("panel API line mismatch: %s", mismatch)
-
-    async def _drift_every(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        await self._every(seconds, self._drift_pass)
 
     async def _drift_pass(self) -> str:
         report = await self.drift.run(apply=True, digest=True)

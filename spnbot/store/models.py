@@ -191,6 +191,17 @@ class Instance(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class PeriodicRun(Base):
+    """When a periodic pass (reconciler, reminders, ...) last started, and on which instance:
+    instances sharing the database take turns, so each pass runs once per interval."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_by: Mapped[str] = mapped_column(String(64))
+
+
 class Broadcast(Base):
     """An admin's message to many users; progress is stored so a restart resumes, not repeats."""
 
@@ -241,6 +252,7 @@ PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 GRANTS: Table = Grant.__table__  # type: ignore[assignment]
 JOBS: Table = Job.__table__  # type: ignore[assignment]
 INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
+PERIODIC_RUNS: Table = PeriodicRun.__table__  # type: ignore[assignment]
 BROADCASTS: Table = Broadcast.__table__  # type: ignore[assignment]
 SENT_MARKS: Table = SentMark.__table__  # type: ignore[assignment]
 PANEL_DELIVERIES: Table = PanelDelivery.__table__  # type: ignore[assignment]
