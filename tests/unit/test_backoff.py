@@ -40,5 +40,5 @@ def test_real_jitter_stays_within_twenty_percent() -> None:
 
 
 def test_attempts_count_from_one() -> None:
-    with pytest.raises(ValueError, match="attempts count from 1"):
+    with pytest.raises(ValueError, match=r"^attempts count from 1$"):
         backoff(0)

@@ -343,3 +343,6 @@ def test_a_foreign_ref_is_explained_in_words_an_operator_can_act_on() -> None:
     assert foreign_ref_message("-1", 3) == (
         "stored panel ref '-1' does not fit panel API 3.x: refusing to guess"
     )
+    assert foreign_ref_message("0", 3) == (  # digits, but a 3.x panel: not the 2.x story
+        "stored panel ref '0' does not fit panel API 3.x: refusing to guess"
+    )

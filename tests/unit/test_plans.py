@@ -197,6 +197,12 @@ def test_optional_fields_default_to_no_limits() -> None:
     assert reset_none.limits.is_empty
 
 
+def test_one_is_the_smallest_count() -> None:
+    text = plan("device_limit = 1\ntraffic_gb = 1\n", ONE.replace("days = 30", "days = 1"))
+    [smallest] = parse_plans(text, "p")
+    assert (smallest.days, smallest.limits.device_limit, smallest.limits.traffic_gb) == (1, 1, 1)
+
+
 def test_a_plans_file_that_cannot_be_read(tmp_path: Path) -> None:
     missing = tmp_path / "absent.toml"
     with pytest.raises(PlanFileError) as err:
