@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 # What SPN sells; the panel knows more periods (MONTH_ROLLING on 3.x), SPN never sends them.
 TRAFFIC_RESET_STRATEGIES = ("NO_RESET", "DAY", "WEEK", "MONTH")
 TrafficStrategy = Literal["NO_RESET", "DAY", "WEEK", "MONTH"]
 
 
+class _PanelDefault(enum.Enum):
+    PANEL_DEFAULT = "the panel's default"
+
+
+# A device limit of the panel's own (its global fallback): what a plan without one gives, so
+# a trial's limit does not stay with a customer who then pays for a plan without one.
+PANEL_DEFAULT: Final = _PanelDefault.PANEL_DEFAULT
+
+
 @dataclass(frozen=True)
 class UserLimits:
     """Limits a plan puts on the panel user; None leaves that field as the panel has it.
 
-    hwid_device_limit 0 means "no devices allowed" on the panel, not unlimited; unlimited
-    devices is None on create. traffic_limit_bytes 0 is unlimited traffic.
+    hwid_device_limit 0 means "no devices allowed" on the panel, not unlimited;
+    ``PANEL_DEFAULT`` clears the user's own limit (the panel's fallback applies).
+    traffic_limit_bytes 0 is unlimited traffic.
     """
 
-    hwid_device_limit: int | None = None
+    hwid_device_limit: int | _PanelDefault | None = None
     traffic_limit_bytes: int | None = None
     traffic_limit_strategy: TrafficStrategy | None = None
     internal_squads: tuple[str, ...] | None = None  # squad uuids; () takes the user out of all
@@ -27,8 +38,10 @@ class UserLimits:
     def __post_init__(self) -> None:
         for name in ("hwid_device_limit", "traffic_limit_bytes"):
             value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            if (
+                value is not None
+                and value is not PANEL_DEFAULT
+                and (not isinstance(value, int) or isinstance(value, bool) or value < 0)
             ):
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         strategy = self.traffic_limit_strategy

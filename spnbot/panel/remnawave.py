@@ -164,7 +164,7 @@ class RemnawaveClient:
         }
         if self._squad_uuid:
             body["activeInternalSquads"] = [self._squad_uuid]
-        body.update(limits_body(limits))  # a plan's squads replace the default squad
+        body.update(limits_body(limits, creating=True))  # a plan's squads replace the default
         return user_from_payload(await self._call("POST", "/api/users", json=body), line)
 
     async def set_expiry(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from spnbot.panel.base import (
+    PANEL_DEFAULT,
     DeviceList,
     HwidDevice,
     PanelAuthError,
@@ -103,12 +104,18 @@ def user_from_payload(payload: object, api_version: int) -> PanelUser:
     )
 
 
-def limits_body(limits: UserLimits | None) -> dict[str, Any]:
-    """The create/update fields for the limits that are set (None fields are left out)."""
+def limits_body(limits: UserLimits | None, *, creating: bool = False) -> dict[str, Any]:
+    """The create/update fields for the limits that are set (None fields are left out).
+
+    ``PANEL_DEFAULT`` is ``hwidDeviceLimit: null`` on update (nullable in both lines' update
+    command) and left out on create, where null is refused and absent means the same."""
     if limits is None:
         return {}
     body: dict[str, Any] = {}
-    if limits.hwid_device_limit is not None:
+    if limits.hwid_device_limit is PANEL_DEFAULT:
+        if not creating:
+            body["hwidDeviceLimit"] = None
+    elif limits.hwid_device_limit is not None:
         body["hwidDeviceLimit"] = limits.hwid_device_limit
     if limits.traffic_limit_bytes is not None:
         body["trafficLimitBytes"] = limits.traffic_limit_bytes

@@ -65,6 +65,14 @@ def missing_issue(path: str, expected: str, *, zod4: bool) -> dict[str, Any]:
     return issue(path, "Required", "invalid_type", expected=expected, received="undefined")
 
 
+def null_issue(path: str, expected: str, *, zod4: bool) -> dict[str, Any]:
+    if zod4:
+        message = f"Invalid input: expected {expected}, received null"
+        return issue(path, message, "invalid_type", expected=expected)
+    message = f"Expected {expected}, received null"
+    return issue(path, message, "invalid_type", expected=expected, received="null")
+
+
 def nan_issue(path: str) -> dict[str, Any]:
     """zod 4 `coerce.number()` of a non-number path parameter (3.x `/api/users/{id}`)."""
     message = "Invalid input: expected number, received NaN"
@@ -138,6 +146,9 @@ def validate_user_body(
         value = body.get(field)
         if value is not None and (not is_int(value) or value < 0):
             issues.append(issue(field, "Expected a non-negative integer"))
+    if creating and "hwidDeviceLimit" in body and body["hwidDeviceLimit"] is None:
+        # Optional but not nullable on create (nullable only in the update command).
+        issues.append(null_issue("hwidDeviceLimit", "number", zod4=zod4))
     if body.get("trafficLimitStrategy", "NO_RESET") not in RESET_PERIODS:
         issues.append(issue("trafficLimitStrategy", "Invalid traffic limit strategy"))
     tag = body.get("tag")

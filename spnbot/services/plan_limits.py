@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from spnbot.domain.tariffs import PlanLimits
-from spnbot.panel.base import TrafficStrategy, UserLimits
+from spnbot.panel.base import PANEL_DEFAULT, TrafficStrategy, UserLimits
 from spnbot.store.plans import AssignedPlan
 
 
@@ -13,8 +13,8 @@ def user_limits(plan: AssignedPlan | None, default_squad: str | None) -> UserLim
     """None for a user no plan was ever applied to: the panel's limits are left alone.
 
     Otherwise every field is set, so a plan replaces what an earlier plan (a trial) left:
-    unlimited traffic is 0 bytes, no squads of its own is the shop's default squad. The one
-    exception is a plan without a device limit, which leaves the panel's device limit.
+    unlimited traffic is 0 bytes, no squads of its own is the shop's default squad, no device
+    limit of its own is the panel's default (``PANEL_DEFAULT``).
     """
     if plan is None:
         return None
@@ -22,7 +22,7 @@ def user_limits(plan: AssignedPlan | None, default_squad: str | None) -> UserLim
     squads = limits.squads or ((default_squad,) if default_squad else None)
     strategy = limits.traffic_reset if limits.traffic_gb else "NO_RESET"
     return UserLimits(
-        hwid_device_limit=limits.device_limit,
+        hwid_device_limit=PANEL_DEFAULT if limits.device_limit is None else limits.device_limit,
         traffic_limit_bytes=limits.traffic_bytes,
         traffic_limit_strategy=cast(TrafficStrategy, strategy),
         internal_squads=squads,

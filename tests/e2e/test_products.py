@@ -166,6 +166,24 @@ async def test_trial_once_with_its_limits_then_a_paid_plan_stacks_and_applies_it
     assert "Пробных периодов: 1, из них оплатили: 1 (100%)" in (sent.caption or sent.text)
 
 
+async def test_a_paid_plan_without_limits_gives_back_the_panels_defaults(
+    both_lines: Products,
+) -> None:
+    """The trial's one device and 5 GB do not stay with a customer who pays for "1m"."""
+    st, uid = both_lines, 7150
+    user = await st.customer(uid)
+    await st.tg.wait_for_callback_answer(await user.press("🎁 Попробовать бесплатно"))
+    await st.tg.wait_for_message(uid, contains="Пробный период включён", timeout=10)
+    await st.jobs_settled()
+    assert (await st.panel_user(uid))["hwidDeviceLimit"] == 1
+    await st.paid(uid, "1m")
+    panel = await st.panel_user(uid)
+    assert panel["hwidDeviceLimit"] is None  # the panel's own fallback applies again
+    assert panel["trafficLimitBytes"] == 0
+    assert [s["uuid"] for s in panel["activeInternalSquads"]] == [st.sandbox.panel.squad_uuid]
+    assert (await st.user_row(uid)).plan_code == "1m"
+
+
 async def test_twenty_concurrent_trial_presses_grant_one_trial(shop: Products) -> None:
     st, uid = shop, 7101
     await st.customer(uid)

@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 
 from spnbot.panel.base import (
+    PANEL_DEFAULT,
     PanelAuthError,
     PanelConflict,
     PanelDeviceNotFound,
@@ -226,6 +227,8 @@ async def _client_growth(client: RemnawaveClient, emu: RemnawaveEmulator, ref: s
     )
     assert carol.hwid_device_limit == 3 and carol.internal_squads == (emu.squad_uuid, extra)
     await client.set_limits(carol.ref, UserLimits(hwid_device_limit=1, internal_squads=()))
+    cleared = await client.set_limits(carol.ref, UserLimits(hwid_device_limit=PANEL_DEFAULT))
+    assert cleared.hwid_device_limit is None  # null on update: nullable in the zod schema
     await client.set_expiry(carol.ref, _future(9), limits=UserLimits(traffic_limit_bytes=0))
     emu.add_device(ref, "hwid-a")
     emu.add_device(ref, "hwid-b", platform=None, os_version=None)

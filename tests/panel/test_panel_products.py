@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from spnbot.panel.base import (
+    PANEL_DEFAULT,
     PanelDeviceNotFound,
     PanelNotFound,
     PanelRejected,
@@ -80,6 +81,37 @@ async def test_update_limits_and_expiry_together(
 
     unlimited = await client.set_limits(user.ref, UserLimits(traffic_limit_bytes=0))
     assert unlimited.expire_at == target and unlimited.hwid_device_limit == 5
+
+
+async def test_the_panels_default_device_limit_clears_a_users_own(
+    client: RemnawaveClient, emulator: RemnawaveEmulator
+) -> None:
+    """A trial's limit does not stay: PANEL_DEFAULT is null on update, left out on create."""
+    user = await new_user(client, UserLimits(hwid_device_limit=1))
+    cleared = await client.set_limits(user.ref, UserLimits(hwid_device_limit=PANEL_DEFAULT))
+    assert cleared.hwid_device_limit is None
+    stored = emulator.find_user(telegram_id=4242)
+    assert stored is not None and stored["hwidDeviceLimit"] is None
+    [update] = [r for r in emulator.requests if r.method == "PATCH"]
+    assert "hwidDeviceLimit" in update.json and update.json["hwidDeviceLimit"] is None
+    fresh = await client.create_user(
+        username="dora",
+        telegram_id=4343,
+        expire_at=soon(5),
+        limits=UserLimits(hwid_device_limit=PANEL_DEFAULT, traffic_limit_bytes=0),
+    )
+    assert fresh.hwid_device_limit is None
+    create = [r for r in emulator.requests if r.method == "POST"][-1]
+    assert "hwidDeviceLimit" not in create.json  # null is refused on create
+
+
+async def test_a_null_device_limit_on_create_is_refused_like_the_panel(
+    emulator: RemnawaveEmulator, client: RemnawaveClient
+) -> None:
+    body = {"username": "nully", "expireAt": "2099-01-01T00:00:00.000Z", "hwidDeviceLimit": None}
+    with pytest.raises(PanelRejected):
+        await client._call("POST", "/api/users", json=body)  # as another client could send it
+    assert emulator.find_user(username="nully") is None
 
 
 async def test_unknown_squad_in_limits_changes_nothing(

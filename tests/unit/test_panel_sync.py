@@ -9,7 +9,7 @@ import pytest
 
 from spnbot.domain.states import GrantKind
 from spnbot.domain.tariffs import PlanLimits
-from spnbot.panel.base import PanelUnavailable, PanelUser, UserLimits
+from spnbot.panel.base import PANEL_DEFAULT, PanelUnavailable, PanelUser, UserLimits
 from spnbot.services.grants import PANEL_SYNC, GrantRequest, grant_days, plan_payload
 from spnbot.services.notices import Notice
 from spnbot.services.panel_sync import PanelSyncHandler
@@ -193,6 +193,16 @@ async def test_a_plan_gives_the_panel_user_absolute_limits(store: FakeStore) -> 
     await sync(await grant(store, 3, "g1", None, GrantKind.GIFT))
     assert panel.limits["1"] == UserLimits(3, 0, "NO_RESET", ("sq-pro",))
     assert store.state.users[1].plan == PRO
+
+
+async def test_a_plan_without_a_device_limit_clears_the_trials(store: FakeStore) -> None:
+    """After a one-device trial, a paid plan without limits gives the panel's default back."""
+    panel, notifier = FakePanel(), FakeNotifier()
+    sync = handler(store, panel, notifier)
+    await sync(await grant(store, 3, "1", TRIAL, GrantKind.TRIAL))
+    await sync(await grant(store, 30, "p1", AssignedPlan("1m", PlanLimits())))
+    assert panel.limits["1"].hwid_device_limit is PANEL_DEFAULT
+    assert panel.limits["1"].traffic_limit_bytes == 0
 
 
 async def test_a_stale_trial_sync_after_the_paid_plan_leaves_the_paid_limits(
