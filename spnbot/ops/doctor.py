@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiogram.exceptions import (
@@ -273,20 +274,14 @@ class _Doctor:
         provider = build_oneplat(s, self.http, timeout=self.timeout)
         if provider is None:
             raise NotConfigured
-        try:
-            shop = await provider.ping()
-        except ProviderError as exc:
-            if _network_error(exc):
-                raise CheckFailed(
-                    f"cannot reach {s.oneplat_base_url} ({short_error(exc.__cause__ or exc)})",
-                    "check ONEPLAT_BASE_URL",
-                ) from None
-            if exc.retryable:
-                raise CheckFailed(str(exc), "1Plat has trouble: try again later") from None
-            raise CheckFailed(
-                f"{exc}: the shop id or secret is wrong",
-                "check ONEPLAT_SHOP_ID and ONEPLAT_SHOP_SECRET (1Plat cabinet → shop settings)",
-            ) from None
+        shop = await _ping(
+            provider.ping,
+            url=s.oneplat_base_url,
+            url_variable="ONEPLAT_BASE_URL",
+            service="1Plat",
+            refused="the shop id or secret is wrong",
+            hint="check ONEPLAT_SHOP_ID and ONEPLAT_SHOP_SECRET (1Plat cabinet → shop settings)",
+        )
         name = shop.get("name") or "unnamed"
         return f"shop {name!r} (id {s.oneplat_shop_id}) at {s.oneplat_base_url}"
 
@@ -295,21 +290,15 @@ class _Doctor:
         provider = build_cryptobot(s, self.http, timeout=self.timeout)
         if provider is None:
             raise NotConfigured
-        try:
-            me = await provider.ping()
-        except ProviderError as exc:
-            if _network_error(exc):
-                raise CheckFailed(
-                    f"cannot reach {s.cryptobot_api_url} ({short_error(exc.__cause__ or exc)})",
-                    "check CRYPTOBOT_API_URL",
-                ) from None
-            if exc.retryable:
-                raise CheckFailed(str(exc), "Crypto Pay has trouble: try again later") from None
-            raise CheckFailed(
-                f"{exc}: Crypto Pay refused CRYPTOBOT_TOKEN",
-                "copy the token from @CryptoBot → Crypto Pay → My Apps; a testnet token "
-                "needs CRYPTOBOT_API_URL=https://testnet-pay.crypt.bot/api",
-            ) from None
+        me = await _ping(
+            provider.ping,
+            url=s.cryptobot_api_url,
+            url_variable="CRYPTOBOT_API_URL",
+            service="Crypto Pay",
+            refused="Crypto Pay refused CRYPTOBOT_TOKEN",
+            hint="copy the token from @CryptoBot → Crypto Pay → My Apps; a testnet token "
+            "needs CRYPTOBOT_API_URL=https://testnet-pay.crypt.bot/api",
+        )
         return f"app {me.get('name')!r} (id {me.get('app_id')}) at {s.cryptobot_api_url}"
 
     async def yookassa(self) -> str:
@@ -317,21 +306,15 @@ class _Doctor:
         provider = build_yookassa(s, self.http, timeout=self.timeout)
         if provider is None:
             raise NotConfigured
-        try:
-            shop = await provider.ping()
-        except ProviderError as exc:
-            if _network_error(exc):
-                raise CheckFailed(
-                    f"cannot reach {s.yookassa_api_url} ({short_error(exc.__cause__ or exc)})",
-                    "check YOOKASSA_API_URL",
-                ) from None
-            if exc.retryable:
-                raise CheckFailed(str(exc), "YooKassa has trouble: try again later") from None
-            raise CheckFailed(
-                f"{exc}: YooKassa refused the shop id or the secret key",
-                "check YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY (YooKassa cabinet → Integration "
-                "→ API keys)",
-            ) from None
+        shop = await _ping(
+            provider.ping,
+            url=s.yookassa_api_url,
+            url_variable="YOOKASSA_API_URL",
+            service="YooKassa",
+            refused="YooKassa refused the shop id or the secret key",
+            hint="check YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY (YooKassa cabinet → Integration "
+            "→ API keys)",
+        )
         status = shop.get("status")
         if status is not None and status != "enabled":
             raise CheckFailed(
@@ -356,6 +339,30 @@ def describe_database(url: URL) -> str:
         return f"sqlite {url.database}"
     pooler = ", transaction pooler" if uses_transaction_pooler(url) else ""
     return f"postgresql {url.host}:{url.port or 5432}/{url.database}{pooler}"
+
+
+async def _ping(
+    ping: Callable[[], Awaitable[dict[str, Any]]],
+    *,
+    url: str,
+    url_variable: str,
+    service: str,
+    refused: str,
+    hint: str,
+) -> dict[str, Any]:
+    """A provider's "who am I" call, its failure told apart: unreachable, the provider's own
+    trouble, or our credentials refused (``refused`` and ``hint`` say which ones)."""
+    try:
+        return await ping()
+    except ProviderError as exc:
+        if _network_error(exc):
+            raise CheckFailed(
+                f"cannot reach {url} ({short_error(exc.__cause__ or exc)})",
+                f"check {url_variable}",
+            ) from None
+        if exc.retryable:
+            raise CheckFailed(str(exc), f"{service} has trouble: try again later") from None
+        raise CheckFailed(f"{exc}: {refused}", hint) from None
 
 
 def _network_error(exc: ProviderError) -> bool:
