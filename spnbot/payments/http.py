@@ -1,15 +1,17 @@
-"""One JSON call to a payment provider, with its failures in ProviderError's terms."""
+"""One JSON call to a payment provider, with its failures in ProviderError's terms; and the
+status of many ids asked one call each."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
 from spnbot.net.redirects import is_redirect
-from spnbot.payments.base import ProviderError
+from spnbot.payments.base import ProviderError, StatusReport
 
 
 async def request_json(
@@ -56,3 +58,29 @@ async def request_json(
             retryable=http_status >= 500 or http_status == 429,
         )
     return http_status, data
+
+
+async def fetch_each(
+    ids: Sequence[str],
+    fetch: Callable[[str], Awaitable[StatusReport | None]],
+    *,
+    concurrency: int,
+) -> list[StatusReport]:
+    """``fetch`` for each distinct id, at most ``concurrency`` at a time.
+
+    Ids the provider does not know (``fetch`` gives None) are left out. Any failure raises
+    ProviderError for the whole batch and cancels the other calls, so a missing id always
+    means "unknown", never "could not ask".
+    """
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(external_id: str) -> StatusReport | None:
+        async with limit:
+            return await fetch(external_id)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(i)) for i in dict.fromkeys(ids)]
+    except* ProviderError as failed:
+        raise failed.exceptions[0] from None
+    return [report for task in tasks if (report := task.result()) is not None]

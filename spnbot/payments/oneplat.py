@@ -19,7 +19,6 @@ change), and 1Plat's answer is what is reported.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -46,7 +45,7 @@ from spnbot.payments.base import (
     WebhookRequest,
     WebhookResult,
 )
-from spnbot.payments.http import request_json
+from spnbot.payments.http import fetch_each, request_json
 from spnbot.payments.oneplat_options import KNOWN_METHODS, parse_methods, render_email
 
 if TYPE_CHECKING:
@@ -175,24 +174,9 @@ class OnePlatProvider:
         )
 
     async def fetch_statuses(self, external_ids: Sequence[str]) -> list[StatusReport]:
-        """One order-info call per guid, at most ``concurrency`` at a time.
-
-        Guids 1Plat does not know are left out. Any other failure raises ProviderError for
-        the whole batch, so a missing guid always means "unknown", never "could not ask".
-        """
-        limit = asyncio.Semaphore(self._concurrency)
-
-        async def one(guid: str) -> StatusReport | None:
-            async with limit:
-                return await self.fetch_status(guid)
-
-        try:
-            # A TaskGroup cancels the other lookups as soon as one fails.
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one(guid)) for guid in dict.fromkeys(external_ids)]
-        except* ProviderError as failed:
-            raise failed.exceptions[0] from None
-        return [report for task in tasks if (report := task.result()) is not None]
+        """One order-info call per guid, at most ``concurrency`` at a time (``fetch_each``:
+        guids 1Plat does not know are left out, any other failure fails the batch)."""
+        return await fetch_each(external_ids, self.fetch_status, concurrency=self._concurrency)
 
     async def fetch_status(self, guid: str) -> StatusReport | None:
         """The order's current state, or None when 1Plat does not know the guid."""

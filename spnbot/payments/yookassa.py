@@ -20,7 +20,6 @@ captured from here: the money is only held, no subscription is granted until the
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import re
@@ -48,7 +47,7 @@ from spnbot.payments.base import (
     WebhookRequest,
     WebhookResult,
 )
-from spnbot.payments.http import request_json
+from spnbot.payments.http import fetch_each, request_json
 
 log = logging.getLogger(__name__)
 
@@ -141,23 +140,9 @@ class YooKassaProvider:
         )
 
     async def fetch_statuses(self, external_ids: Sequence[str]) -> list[StatusReport]:
-        """One ``GET /payments/{id}`` per id, at most ``concurrency`` at a time.
-
-        Ids YooKassa does not know are left out; any other failure raises ProviderError for
-        the whole batch, so a missing id always means "unknown", never "could not ask".
-        """
-        limit = asyncio.Semaphore(self._concurrency)
-
-        async def one(payment_id: str) -> StatusReport | None:
-            async with limit:
-                return await self.fetch_status(payment_id)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one(i)) for i in dict.fromkeys(external_ids)]
-        except* ProviderError as failed:
-            raise failed.exceptions[0] from None
-        return [report for task in tasks if (report := task.result()) is not None]
+        """One ``GET /payments/{id}`` per id, at most ``concurrency`` at a time (``fetch_each``:
+        ids YooKassa does not know are left out, any other failure fails the batch)."""
+        return await fetch_each(external_ids, self.fetch_status, concurrency=self._concurrency)
 
     async def fetch_status(self, payment_id: str) -> StatusReport | None:
         """The payment as YooKassa has it now, or None when it does not know the id."""
