@@ -22,10 +22,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-import aiohttp
 from aiohttp import web
 
-from spnbot.sandbox.lifecycle import StartStop
+from spnbot.sandbox.lifecycle import ProviderEmulator
 
 ASSETS = ("USDT", "TON", "BTC", "ETH", "LTC", "BNB", "TRX", "USDC")
 FIATS = ("RUB", "USD", "EUR", "UAH", "KZT")
@@ -53,7 +52,7 @@ class ApiError(Exception):
         self.name = name
 
 
-class CryptoPayEmulator(StartStop):
+class CryptoPayEmulator(ProviderEmulator):
     def __init__(
         self,
         *,
@@ -64,41 +63,24 @@ class CryptoPayEmulator(StartStop):
     ) -> None:
         self.token = token
         self.webhook_url = webhook_url
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.invoices: dict[int, dict[str, Any]] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []  # (API method, params) per call
         self._invoice_ids = itertools.count(100_001)
         self._update_ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._client: aiohttp.ClientSession | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The API base, as a client's ``api_url``: ``http://127.0.0.1:<port>/api``."""
-        if self._runner is None:
-            raise RuntimeError("emulator not started")
-        return f"http://{self.host}:{self.port}/api"
+        return self.origin + "/api"
 
-    async def start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("GET", "/api/{method}", self._dispatch)
         app.router.add_route("POST", "/api/{method}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
-        self._client = aiohttp.ClientSession()
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return app
 
     # -- API -----------------------------------------------------------------------------
 

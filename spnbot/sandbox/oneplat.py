@@ -29,11 +29,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from spnbot.sandbox.lifecycle import StartStop
+from spnbot.sandbox.lifecycle import ProviderEmulator
 
 NOTES: dict[str, dict[str, Any]] = {
     "card": {"pan": "2200 7001 2345 6789", "bank": "Т-Банк", "fio": "Иван И.", "currency": "RUB"},
@@ -94,7 +93,7 @@ class EmulatedOrder:
         }
 
 
-class OnePlatEmulator(StartStop):
+class OnePlatEmulator(ProviderEmulator):
     def __init__(
         self,
         *,
@@ -109,8 +108,7 @@ class OnePlatEmulator(StartStop):
         self.secret = secret
         self.callback_url = callback_url
         self.pay_base = pay_base.rstrip("/")
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.orders: dict[str, EmulatedOrder] = {}  # by guid
         self.no_requisites = False  # create answers no_requisites_status/no_requisites_error
         self.no_requisites_status = 500
@@ -122,38 +120,21 @@ class OnePlatEmulator(StartStop):
         self.delay = 0.0  # seconds every API answer waits: for client timeout tests
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API call
         self._ids = itertools.count(1001)
-        self._runner: web.AppRunner | None = None
-        self._client: aiohttp.ClientSession | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        if self._runner is None:
-            raise RuntimeError("emulator not started")
-        return f"http://{self.host}:{self.port}"
+        return self.origin
 
-    async def start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
         app.router.add_post("/api/merchant/order/create/by-api", self._create)
         app.router.add_get("/api/merchant/order/info/{guid}/by-api", self._info)
         app.router.add_get("/api/shop/info/by-api", self._shop)
         app.router.add_get("/api/merchant/shop/info/by-api", self._shop)
         app.router.add_get("/api/merchant/payments/methods/by-api", self._methods)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        self._client = aiohttp.ClientSession()
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return app
 
     # -- API -----------------------------------------------------------------------------
 

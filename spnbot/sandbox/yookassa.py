@@ -38,11 +38,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from spnbot.sandbox.lifecycle import StartStop
+from spnbot.sandbox.lifecycle import ProviderEmulator
 
 AMOUNT = re.compile(r"(0|[1-9][0-9]{0,11})\.[0-9]{2}")
 QUANTITY = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
@@ -74,7 +73,7 @@ class ApiError(Exception):
         self.parameter = parameter
 
 
-class YooKassaEmulator(StartStop):
+class YooKassaEmulator(ProviderEmulator):
     def __init__(
         self,
         *,
@@ -89,8 +88,7 @@ class YooKassaEmulator(StartStop):
         self.secret_key = secret_key
         self.webhook_url = webhook_url
         self.pay_base = pay_base.rstrip("/")
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.payments: dict[str, dict[str, Any]] = {}
         self.outage: int | None = None  # set to an HTTP status: every API call fails with it
         self.receipts_required = False  # a shop under 54-FZ: a create without receipt fails
@@ -99,36 +97,20 @@ class YooKassaEmulator(StartStop):
         self.bodies: list[dict[str, Any]] = []  # the parsed body of every accepted create
         self._keys: dict[str, tuple[dict[str, Any], str]] = {}  # key -> (body, payment id)
         self._capture: dict[str, bool] = {}  # payment id -> the create's `capture`
-        self._runner: web.AppRunner | None = None
-        self._client: aiohttp.ClientSession | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The API base, as a client's ``api_url``: ``http://127.0.0.1:<port>/v3``."""
-        if self._runner is None:
-            raise RuntimeError("emulator not started")
-        return f"http://{self.host}:{self.port}/v3"
+        return self.origin + "/v3"
 
-    async def start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard])
         app.router.add_post("/v3/payments", self._create)
         app.router.add_get("/v3/payments/{payment_id}", self._get)
         app.router.add_get("/v3/me", self._me)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
-        self._client = aiohttp.ClientSession()
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return app
 
     # -- API -----------------------------------------------------------------------------
 
