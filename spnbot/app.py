@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiogram import Dispatcher
@@ -68,7 +68,13 @@ from spnbot.web.telegram_webhook import mount_telegram_webhook
 
 log = logging.getLogger(__name__)
 
-DRIFT_SWEEP = "panel-drift"
+
+class Periodic(NamedTuple):
+    name: str  # its row in periodic_runs
+    seconds: float
+    work: Callable[[], Awaitable[Any]]
+    first_after: float = 0.0
+
 
 TELEGRAM_FILE_LIMIT = 50 * 2**20  # what a bot may upload as a document
 
@@ -229,10 +235,11 @@ class Application:
             self._listener = JobListener(self.db.url, self.runner.wake)
             self._listener.start()
         self._spawn(self.runner.run(), "jobs")
-        for name, seconds, work in self._periodic():
-            # The panel sweep waits one interval first: a fresh start has nothing drifted yet.
-            first = seconds if name == DRIFT_SWEEP else 0.0
-            self._spawn(self._every(name, seconds, work, first_after=first), name)
+        for task in self._periodic():
+            self._spawn(
+                self._every(task.name, task.seconds, task.work, first_after=task.first_after),
+                task.name,
+            )
         self._spawn(self._register_commands(), "commands")
         if s.telegram_webhook_url:
             # Every instance sets the same URL and secret; Telegram keeps one webhook.
@@ -273,18 +280,20 @@ class Application:
         task.add_done_callback(_report_crash)
         self._tasks.append(task)
 
-    def _periodic(self) -> list[tuple[str, float, Callable[[], Awaitable[Any]]]]:
-        """(name, interval in seconds, pass) of every periodic task this app runs."""
+    def _periodic(self) -> list[Periodic]:
+        """Every periodic task this app runs."""
         s = self.settings
-        tasks: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = [
-            ("reconciler", s.payment_check_interval, self.reconciler.run_once),
-            ("reminders", s.reminder_interval, self.reminders.run_once),
-            ("retention", 3600, self.retention.run_once),
+        tasks = [
+            Periodic("reconciler", s.payment_check_interval, self.reconciler.run_once),
+            Periodic("reminders", s.reminder_interval, self.reminders.run_once),
+            Periodic("retention", 3600, self.retention.run_once),
         ]
         if s.backup_interval and not self.db.pooled:  # pg_dump needs a direct connection
-            tasks.append(("backups", s.backup_interval, self.backups.run_once))
+            tasks.append(Periodic("backups", s.backup_interval, self.backups.run_once))
         if s.panel_sync_interval > 0:
-            tasks.append((DRIFT_SWEEP, s.panel_sync_interval, self._drift_pass))
+            # The first sweep waits one interval: a fresh start has nothing drifted yet.
+            interval = s.panel_sync_interval
+            tasks.append(Periodic("panel-drift", interval, self._drift_pass, first_after=interval))
         return tasks
 
     async def _every(
