@@ -33,9 +33,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Two workers (this project's machines have two cores); a test file stays on one worker.
+# -rs: a skipped test prints its reason (under CI=true none may skip: they fail instead).
 PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -q -rs -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Mutation testing of the rules (spnbot/domain) against tests/unit; see README "Tests".
 mutate: $(STAMP)
