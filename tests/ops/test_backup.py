@@ -288,6 +288,8 @@ async def test_backup_while_writes_go_on_is_one_consistent_state(
         _need_pg_tools()
     db = Database(database_url_to_sqlalchemy(database_url))
     stop = asyncio.Event()
+    committed: list[int] = []
+    progress = asyncio.Condition()
 
     async def writer() -> int:
         n = 0
@@ -295,6 +297,9 @@ async def test_backup_while_writes_go_on_is_one_consistent_state(
             n += 1
             async with db.transaction() as session:
                 session.add(User(tg_id=n, language="ru", created_at=datetime.now(UTC)))
+            async with progress:
+                committed.append(n)
+                progress.notify_all()
             await asyncio.sleep(0)
         return n
 
@@ -306,12 +311,16 @@ async def test_backup_while_writes_go_on_is_one_consistent_state(
     try:
         await migrate.upgrade(db)
         task = asyncio.create_task(writer())
-        await asyncio.sleep(0.3)
-        path = await backup.create_backup(db, tmp_path / "b")
-        await asyncio.sleep(0.1)
+        # The writer's progress, not sleeps: a loaded machine may be slow to commit at all.
+        async with asyncio.timeout(30):
+            async with progress:  # the backup starts with rows already written...
+                await progress.wait_for(lambda: bool(committed))
+            path = await backup.create_backup(db, tmp_path / "b")
+            copied = backup.read_manifest(path).rows["users"]
+            async with progress:  # ...and the writer commits past what it copied
+                await progress.wait_for(lambda: committed[-1] > copied)
         stop.set()
         written = await task
-        copied = backup.read_manifest(path).rows["users"]
         assert 0 < copied < written
         await backup.restore_backup(restored, path)
         ids = [r[0] for r in (await snapshot(restored))["users"]]
