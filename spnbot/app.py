@@ -314,15 +314,11 @@ class Application:
     async def periodic_pass(
         self, name: str, seconds: float, work: Callable[[], Awaitable[Any]]
     ) -> bool:
-        """Run one pass of ``name`` if no instance on this database started one within about
+        """Run one pass of ``name`` if no instance on this PostgreSQL started one within about
         ``seconds`` (``store/periodic.py``); False when it was not our turn. A failed pass is
         logged, not fatal. A restart therefore does not repeat a pass that just ran."""
         try:
-            async with self.db.transaction() as session:
-                mine = await periodic.take_turn(
-                    session, name, self.runner.instance_id, utcnow(), timedelta(seconds=seconds)
-                )
-            if not mine:
+            if not await self._my_turn(name, seconds):
                 return False
             result = await work()
             if result:
@@ -330,6 +326,16 @@ class Application:
         except Exception:
             log.exception("periodic %s failed", name)
         return True
+
+    async def _my_turn(self, name: str, seconds: float) -> bool:
+        if self.db.is_sqlite:
+            # One instance by the instance lock: nobody to take turns with, and a turn would
+            # be a write queued behind the app's own, delaying the start-up pass.
+            return True
+        async with self.db.transaction() as session:
+            return await periodic.take_turn(
+                session, name, self.runner.instance_id, utcnow(), timedelta(seconds=seconds)
+            )
 
     async def _check_panel_line(self) -> None:
         """Say plainly when a pinned REMNAWAVE_API_VERSION is not what the panel speaks."""
