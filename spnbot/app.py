@@ -99,6 +99,8 @@ class Application:
         self.metrics = Metrics()
         self.port: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        # Set once each periodic task due at start-up has run its first pass.
+        self._start_up_passes: list[asyncio.Event] = []
         self._runner_web: web.AppRunner | None = None
         self._listener: JobListener | None = None
         self._lock = InstanceLock(Path(str(self.db.url.database))) if self.db.is_sqlite else None
@@ -236,10 +238,10 @@ class Application:
             self._listener.start()
         self._spawn(self.runner.run(), "jobs")
         for task in self._periodic():
-            self._spawn(
-                self._every(task.name, task.seconds, task.work, first_after=task.first_after),
-                task.name,
-            )
+            first_pass = asyncio.Event()
+            if not task.first_after:
+                self._start_up_passes.append(first_pass)
+            self._spawn(self._every(task, first_pass), task.name)
         self._spawn(self._register_commands(), "commands")
         if s.telegram_webhook_url:
             # Every instance sets the same URL and secret; Telegram keeps one webhook.
@@ -296,20 +298,19 @@ class Application:
             tasks.append(Periodic("panel-drift", interval, self._drift_pass, first_after=interval))
         return tasks
 
-    async def _every(
-        self,
-        name: str,
-        seconds: float,
-        work: Callable[[], Awaitable[Any]],
-        *,
-        first_after: float = 0.0,
-    ) -> None:
+    async def _every(self, task: Periodic, first_pass: asyncio.Event) -> None:
         """A pass after ``first_after`` and then every ``seconds``, each on whichever
         instance's turn it is."""
-        await asyncio.sleep(first_after)
+        await asyncio.sleep(task.first_after)
         while True:
-            await self.periodic_pass(name, seconds, work)
-            await asyncio.sleep(seconds)
+            await self.periodic_pass(task.name, task.seconds, task.work)
+            first_pass.set()
+            await asyncio.sleep(task.seconds)
+
+    async def start_up_passes(self) -> None:
+        """Returns once every periodic task due at start-up (the reconciler, reminders, ...) has
+        run its first pass, so a caller's first requests do not race it."""
+        await asyncio.gather(*(event.wait() for event in self._start_up_passes))
 
     async def periodic_pass(
         self, name: str, seconds: float, work: Callable[[], Awaitable[Any]]

@@ -89,6 +89,7 @@ class Sandbox(StartStop):
         app = Application(settings)
         try:
             await app.start(**start_kwargs)
+            await app.start_up_passes()  # scripted users must not race the start-up reconciler
         except BaseException:
             await app.stop()
             raise
